@@ -1,0 +1,78 @@
+# bosk: a Boskos client, server and janitor in C and Lua 5.4.
+#
+#   make              build build/bosk
+#   make test         run every test (ends with "N passed, N failed")
+#   make test SANITIZE=1   the same under ASan + UBSan (separate build dir)
+#   make bench        benchmarks (not timed tests); figures go in README.md
+#   make demo         the main job on the embedded default config
+#
+# Every C file in src/ is compiled; every .lua under lua/ is embedded.
+
+DEPS_STAMP := $(shell scripts/install-deps.sh >&2 && echo ok)
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   ?= build
+SANFLAGS :=
+endif
+
+CC      ?= gcc
+WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wpointer-arith -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+PKGS    := lua5.4 lua5.4-cjson yaml-0.1 sqlite3 libuv readline libcjson
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
+              $(shell pkg-config --cflags $(PKGS) libcurl libmicrohttpd) -Isrc -I$(BUILD)
+# libcurl and libmicrohttpd are dlopen'ed on first use (src/dl_*.c) so that
+# `bosk run` and the REPL start without loading TLS/HTTP2/LDAP libraries.
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
+LDFLAGS += $(SANFLAGS) -rdynamic
+
+SRCS    := $(wildcard src/*.c)
+OBJS    := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BUILD)/obj/lua_sources.o
+LUA_SRC := $(shell find lua -name '*.lua' | sort)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+
+.PHONY: all test bench demo clean
+all: $(BUILD)/bosk
+
+$(BUILD)/bosk: $(OBJS)
+	@echo LINK $@
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	@echo CC $<
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/lua_sources.c: scripts/embed.lua $(LUA_SRC) | $(BUILD)/obj
+	@echo EMBED lua/
+	@lua5.4 scripts/embed.lua $@ $(LUA_SRC)
+
+$(BUILD)/obj/lua_sources.o: $(BUILD)/lua_sources.c
+	@echo CC $<
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/obj
+	@mkdir -p $(BUILD)/unit
+	@echo LINK $@
+	@$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj:
+	@mkdir -p $@
+
+test: $(BUILD)/bosk $(UNIT_BINS)
+	@BOSK=$(BUILD)/bosk UNIT="$(UNIT_BINS)" SANITIZE=$(SANITIZE) tests/run.sh
+
+bench: $(BUILD)/bosk
+	@BOSK=$(BUILD)/bosk scripts/bench.sh
+
+demo: $(BUILD)/bosk
+	@BOSK=$(BUILD)/bosk scripts/demo.sh
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d)

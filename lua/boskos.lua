@@ -1,0 +1,2 @@
+-- boskos: placeholder until the client module lands.
+return {}

@@ -1,0 +1,17 @@
+/* modules.h: the C modules bosk registers in package.preload. Each
+ * luaopen_* lives in the file named after its concern. */
+#ifndef BOSK_MODULES_H
+#define BOSK_MODULES_H
+
+#include <lua.h>
+
+int luaopen_bosk_core(lua_State *L);     /* core.c: sleep, clocks, uuid */
+int luaopen_bosk_http(lua_State *L);     /* lhttp.c: libcurl transport */
+int luaopen_bosk_server(lua_State *L);   /* server.c: bosk server */
+int luaopen_bosk_loop(lua_State *L);     /* supervisor.c: janitor's libuv loop */
+int luaopen_bosk_exec(lua_State *L);     /* exec.c: janitor.exec */
+int luaopen_bosk_readline(lua_State *L); /* readline.c: REPL line editing */
+
+void modules_preload(lua_State *L);
+
+#endif
