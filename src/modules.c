@@ -13,6 +13,7 @@ static const luaL_Reg preloads[] = {
     {"bosk.loop",    luaopen_bosk_loop},
     {"bosk.exec",    luaopen_bosk_exec},
     {"bosk.readline", luaopen_bosk_readline},
+    {"bosk.journal", luaopen_bosk_journal},
     {NULL, NULL}
 };
 
