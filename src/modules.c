@@ -14,6 +14,7 @@ static const luaL_Reg preloads[] = {
     {"bosk.exec",    luaopen_bosk_exec},
     {"bosk.readline", luaopen_bosk_readline},
     {"bosk.journal", luaopen_bosk_journal},
+    {"bosk.yaml",    luaopen_bosk_yaml},
     {NULL, NULL}
 };
 
