@@ -1,0 +1,316 @@
+/* transport.c: the HTTP exchange behind bosk's clients (transport.h).
+ *
+ * One libcurl easy handle per transport, so libcurl's connection cache
+ * keeps one TCP connection alive across requests. The write and header
+ * callbacks only copy bytes and set flags: they never call into Lua, and
+ * they stop a response that grows past max_body before it is buffered. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dl_curl.h"
+#include "transport.h"
+
+struct transport {
+    const dl_curl_api *curl;
+    CURL *easy;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* What the callbacks fill in during one transport_perform. */
+typedef struct {
+    transport_response *resp;
+    size_t cap;       /* allocated size of resp->body */
+    size_t max_body;
+    int too_large;
+    int oom;
+} exchange;
+
+transport *transport_new(char *err, size_t err_len)
+{
+    const dl_curl_api *curl = dl_curl(err, err_len);
+    if (curl == NULL)
+        return NULL;
+    transport *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        snprintf(err, err_len, "transport: out of memory");
+        return NULL;
+    }
+    t->curl = curl;
+    t->easy = curl->easy_init();
+    if (t->easy == NULL) {
+        free(t);
+        snprintf(err, err_len, "transport: curl_easy_init failed");
+        return NULL;
+    }
+    return t;
+}
+
+void transport_free(transport *t)
+{
+    if (t == NULL)
+        return;
+    t->curl->easy_cleanup(t->easy);
+    free(t);
+}
+
+void transport_response_free(transport_response *resp)
+{
+    if (resp == NULL)
+        return;
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+}
+
+static int grow(exchange *x, size_t need)
+{
+    if (need <= x->cap)
+        return 0;
+    size_t cap = x->cap ? x->cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(x->resp->body, cap);
+    if (p == NULL)
+        return -1;
+    x->resp->body = p;
+    x->cap = cap;
+    return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp)
+{
+    exchange *x = userp;
+    size_t len = size * n;
+    transport_response *resp = x->resp;
+    if (len > x->max_body - resp->body_len) {
+        x->too_large = 1;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (grow(x, resp->body_len + len + 1) != 0) {
+        x->oom = 1;
+        return 0;
+    }
+    memcpy(resp->body + resp->body_len, data, len);
+    resp->body_len += len;
+    resp->body[resp->body_len] = '\0';
+    return len;
+}
+
+/* "HTTP/1.1 404 Not Found\r\n" -> status_line "404 Not Found" (Go's resp.Status). */
+static void keep_status_line(exchange *x, const char *line, size_t len)
+{
+    const char *sp = memchr(line, ' ', len);
+    if (sp == NULL)
+        return;
+    size_t rest = len - (size_t)(sp + 1 - line);
+    while (rest > 0 && (sp[rest] == '\r' || sp[rest] == '\n'))
+        rest--;
+    if (rest >= sizeof x->resp->status_line)
+        rest = sizeof x->resp->status_line - 1;
+    memcpy(x->resp->status_line, sp + 1, rest);
+    x->resp->status_line[rest] = '\0';
+    x->resp->body_len = 0; /* a new response (after 100 Continue or a retry) */
+}
+
+/* Content-Length over the cap: fail before reading any of the body. */
+static void check_length(exchange *x, const char *line, size_t len)
+{
+    static const char name[] = "content-length:";
+    if (len <= sizeof name - 1 || strncasecmp(line, name, sizeof name - 1) != 0)
+        return;
+    char digits[32];
+    size_t n = len - (sizeof name - 1);
+    if (n >= sizeof digits)
+        n = sizeof digits - 1;
+    memcpy(digits, line + sizeof name - 1, n);
+    digits[n] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(digits, &end, 10);
+    if (errno == 0 && end != digits && v > x->max_body)
+        x->too_large = 1;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *userp)
+{
+    exchange *x = userp;
+    size_t len = size * n;
+    if (len > 5 && memcmp(data, "HTTP/", 5) == 0)
+        keep_status_line(x, data, len);
+    else
+        check_length(x, data, len);
+    return x->too_large ? 0 : len;
+}
+
+/* Go's loopback rule: never send 127.0.0.1/localhost through a proxy. */
+static void set_noproxy(transport *t, char *buf, size_t buf_len)
+{
+    const char *env = getenv("NO_PROXY");
+    if (env == NULL || *env == '\0')
+        env = getenv("no_proxy");
+    snprintf(buf, buf_len, "localhost,127.0.0.1,::1%s%s",
+             env && *env ? "," : "", env && *env ? env : "");
+    t->curl->easy_setopt(t->easy, CURLOPT_NOPROXY, buf);
+}
+
+static struct curl_slist *build_headers(transport *t, const transport_request *req,
+                                        char *ctype, size_t ctype_len)
+{
+    const dl_curl_api *c = t->curl;
+    struct curl_slist *h = c->slist_append(NULL, "Expect:");
+    if (h == NULL)
+        return NULL;
+    struct curl_slist *next = c->slist_append(h, "Accept:");
+    if (next == NULL)
+        goto fail;
+    if (req->content_type)
+        snprintf(ctype, ctype_len, "Content-Type: %s", req->content_type);
+    else
+        snprintf(ctype, ctype_len, "Content-Type:");
+    if ((next = c->slist_append(h, ctype)) == NULL)
+        goto fail;
+    return h;
+fail:
+    c->slist_free_all(h);
+    return NULL;
+}
+
+static void set_method(transport *t, const transport_request *req)
+{
+    const dl_curl_api *c = t->curl;
+    CURL *e = t->easy;
+    const char *method = req->method ? req->method : "GET";
+    int is_get = strcmp(method, "GET") == 0;
+    c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    c->easy_setopt(e, CURLOPT_NOBODY, 0L);
+    if (is_get && req->body == NULL) {
+        c->easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(method, "HEAD") == 0) {
+        c->easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+        /* POSTFIELDS with an explicit size: Content-Length always sent, 0 when no body. */
+        c->easy_setopt(e, CURLOPT_POST, 1L);
+        c->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+        c->easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        if (strcmp(method, "POST") != 0)
+            c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    }
+}
+
+static void set_options(transport *t, const transport_request *req, exchange *x,
+                        struct curl_slist *headers, char *noproxy, size_t noproxy_len)
+{
+    const dl_curl_api *c = t->curl;
+    CURL *e = t->easy;
+    c->easy_setopt(e, CURLOPT_URL, req->url);
+    c->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    c->easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    c->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    c->easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    c->easy_setopt(e, CURLOPT_USERAGENT, "bosk");
+    c->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    c->easy_setopt(e, CURLOPT_WRITEDATA, x);
+    c->easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    c->easy_setopt(e, CURLOPT_HEADERDATA, x);
+    c->easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    c->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(req->connect_timeout * 1000));
+    c->easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(req->timeout * 1000));
+    if (req->username && req->password) {
+        c->easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        c->easy_setopt(e, CURLOPT_USERNAME, req->username);
+        c->easy_setopt(e, CURLOPT_PASSWORD, req->password);
+    } else {
+        c->easy_setopt(e, CURLOPT_USERNAME, (char *)NULL);
+        c->easy_setopt(e, CURLOPT_PASSWORD, (char *)NULL);
+    }
+    set_noproxy(t, noproxy, noproxy_len);
+    set_method(t, req);
+}
+
+/* Go names the failed call like `Post "URL": reason`. */
+static void describe(transport *t, const transport_request *req, transport_response *resp,
+                     const char *reason)
+{
+    const char *m = req->method ? req->method : "GET";
+    char verb[16];
+    size_t i;
+    for (i = 0; m[i] && i < sizeof verb - 1; i++)
+        verb[i] = (char)(i == 0 ? m[i] : (m[i] >= 'A' && m[i] <= 'Z' ? m[i] + 32 : m[i]));
+    verb[i] = '\0';
+    (void)t;
+    snprintf(resp->error, sizeof resp->error, "%s \"%s\": %s", verb, req->url, reason);
+}
+
+static transport_error_kind classify(transport *t, CURLcode rc, const exchange *x)
+{
+    if (x->too_large)
+        return TRANSPORT_TOO_LARGE;
+    if (x->oom || rc == CURLE_OUT_OF_MEMORY || rc == CURLE_FAILED_INIT)
+        return TRANSPORT_INIT;
+    if (rc == CURLE_COULDNT_CONNECT)
+        return TRANSPORT_CONNECT;
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+        /* libcurl words a connect-phase timeout "Connection timed out". */
+        return strncmp(t->errbuf, "Connection timed out", 20) == 0 ||
+               strncmp(t->errbuf, "Failed to connect", 17) == 0
+                   ? TRANSPORT_CONNECT : TRANSPORT_TIMEOUT;
+    }
+    return TRANSPORT_IO;
+}
+
+static int finish(transport *t, const transport_request *req, transport_response *resp,
+                  CURLcode rc, const exchange *x)
+{
+    if (rc == CURLE_OK && !x->too_large && !x->oom) {
+        long code = 0;
+        t->curl->easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+        resp->status = code;
+        resp->kind = TRANSPORT_OK;
+        if (resp->body == NULL && (resp->body = calloc(1, 1)) == NULL) {
+            resp->kind = TRANSPORT_INIT;
+            describe(t, req, resp, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    resp->kind = classify(t, rc, x);
+    resp->status = 0;
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    char reason[CURL_ERROR_SIZE + 64];
+    if (resp->kind == TRANSPORT_TOO_LARGE)
+        snprintf(reason, sizeof reason, "response body larger than %zu bytes", x->max_body);
+    else
+        snprintf(reason, sizeof reason, "%s", t->errbuf[0] ? t->errbuf : t->curl->easy_strerror(rc));
+    long os_errno = 0;
+    if (t->curl->easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno != 0) {
+        size_t used = strlen(reason);
+        snprintf(reason + used, sizeof reason - used, " (%s)", strerror((int)os_errno));
+    }
+    describe(t, req, resp, reason);
+    return -1;
+}
+
+int transport_perform(transport *t, const transport_request *req, transport_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    exchange x = { .resp = resp, .max_body = req->max_body ? req->max_body : (size_t)-1 };
+    char ctype[256], noproxy[1024];
+    struct curl_slist *headers = build_headers(t, req, ctype, sizeof ctype);
+    if (headers == NULL) {
+        resp->kind = TRANSPORT_INIT;
+        describe(t, req, resp, "out of memory");
+        return -1;
+    }
+    t->errbuf[0] = '\0';
+    set_options(t, req, &x, headers, noproxy, sizeof noproxy);
+    CURLcode rc = t->curl->easy_perform(t->easy);
+    int result = finish(t, req, resp, rc, &x);
+    /* The handle must not keep pointers into this call's stack. */
+    t->curl->easy_setopt(t->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    t->curl->easy_setopt(t->easy, CURLOPT_POSTFIELDS, (char *)NULL);
+    t->curl->slist_free_all(headers);
+    return result;
+}
