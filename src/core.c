@@ -2,6 +2,7 @@
  * clocks, random identifiers, terminal detection. Module "bosk.core". */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +12,12 @@
 #include <lauxlib.h>
 #include "modules.h"
 
-/* core.sleep(seconds): blocks; resumes after signals that Lua ignores. */
+/* Set by a signal handler (readline.c: Ctrl-C in the REPL, SIGINT/SIGTERM
+ * trapped by a one-liner) so that a running sleep returns early. */
+volatile sig_atomic_t core_interrupt_pending;
+
+/* core.sleep(seconds): blocks; resumes after signals that Lua ignores,
+ * returns early once core_interrupt_pending is set. */
 static int core_sleep(lua_State *L)
 {
     double seconds = luaL_checknumber(L, 1);
@@ -21,7 +27,7 @@ static int core_sleep(lua_State *L)
         seconds = 1e9;
     struct timespec left = { (time_t)seconds,
                              (long)((seconds - floor(seconds)) * 1e9) };
-    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+    while (!core_interrupt_pending && nanosleep(&left, &left) != 0 && errno == EINTR)
         ;
     return 0;
 }
