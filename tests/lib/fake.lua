@@ -1,0 +1,47 @@
+-- fake.lua: drives tests/fake_server.py, the scriptable HTTP server of the
+-- client tests. fake.start(T) -> f with f.url, f.port and:
+--   f:script{resp, ...}  queue responses ({status=, body=, delay=, drop=, ...})
+--   f:default(resp)      the answer when the queue is empty
+--   f:requests()         recorded requests (method, path, query, headers, body, conn)
+--   f:reset()            clear everything
+--   f:stop()
+-- Control calls go over their own connection, so they never share one with
+-- the client under test.
+local http = require "bosk.http"
+local cjson = require("cjson").new()
+cjson.encode_empty_table_as_object = nil
+
+local F = {}
+F.__index = F
+
+function F.start(T)
+  local proc = T.spawn({ "python3", T.root .. "/tests/fake_server.py", "0" })
+  local port = T.wait_until(function()
+    if not proc:alive() and proc:wait(0.1) then error("fake server died:\n" .. proc:output()) end
+    return tonumber(proc:output():match("^(%d+)\n"))
+  end, 10, "fake server port")
+  return setmetatable({ T = T, proc = proc, port = port, url = "http://127.0.0.1:" .. port,
+                        conn = http.new() }, F)
+end
+
+function F:call(method, path, body)
+  local status, line, resp = self.conn:request{ method = method, url = self.url .. path, body = body,
+                                                timeout = 10, connect_timeout = 5 }
+  assert(status == 200, "fake server control " .. path .. ": " .. tostring(line) .. " " .. tostring(resp))
+  return resp
+end
+
+local function encode_list(list)
+  local parts = {}
+  for i, r in ipairs(list) do parts[i] = cjson.encode(r) end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
+
+function F:script(list) self:call("POST", "/_script", encode_list(list)) end
+function F:default(resp) self:call("POST", "/_default", next(resp) and cjson.encode(resp) or "{}") end
+function F:requests() return cjson.decode(self:call("GET", "/_requests")) end
+function F:reset() self:call("POST", "/_reset") end
+function F:last() local r = self:requests() return r[#r] end
+function F:stop() self.conn:close() self.proc:stop() end
+
+return F
