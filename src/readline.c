@@ -246,6 +246,7 @@ static char **attempt_completion(const char *text, int start, int end)
 {
     (void)end;
     rl_attempted_completion_over = 1;   /* never fall back to file names */
+    rl_completion_suppress_append = 1;  /* the completer adds "(" itself */
     lua_State *L = hooked_L;
     if (L == NULL || !lua_checkstack(L, 8))
         return NULL;
@@ -379,7 +380,6 @@ int luaopen_bosk_readline(lua_State *L)
     /* Lua's operators and brackets end a word; '.' and ':' do not, so
      * Tab sees "boskos.acq" and "client:rel" whole. */
     rl_basic_word_break_characters = " \t\n\"\\'><=;+-*/%^~#{}()[],&|";
-    rl_completion_append_character = '\0';
     using_history();
     hooked_L = L;
     luaL_newlib(L, readline_funcs);
