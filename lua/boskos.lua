@@ -488,8 +488,9 @@ local function map_of(v, want, what)
   if type(v) ~= "table" or v[1] ~= nil then return nil, "json: cannot unmarshal into " .. what end
   local out = {}
   for k, val in pairs(v) do
-    local got = want == "integer" and math.tointeger(val) or val
-    if (want == "integer" and got == nil) or (want == "string" and type(got) ~= "string") then
+    local got = val
+    if want == "integer" then got = type(val) == "number" and math.tointeger(val) or nil end
+    if got == nil or (want == "string" and type(got) ~= "string") then
       return nil, format("json: cannot unmarshal %s value of key %q into %s", type(val), k, what)
     end
     out[k] = got
