@@ -1,0 +1,498 @@
+-- The janitor supervisor: owns every lease and all talk with the server,
+-- on one libuv loop (bosk.loop). Each lease lives in a coroutine:
+--
+--   acquire (from -> via) -> journal -> [recycle leasedResources] ->
+--   clean in a forked worker (timeout kills its process group) ->
+--   release to `to` or `on_failure` (retried until acknowledged) -> unjournal
+--
+-- Around that: heartbeats for every held lease, reapers, scheduled jobs,
+-- the --once bookkeeping, SIGTERM/SIGINT shutdown with a grace period, and
+-- the metrics text. Workers see the policies because they are forked after
+-- the policy files were loaded; a worker only runs Lua and reports "T" (the
+-- cleaning returned true) or "F<error>" over its pipe.
+local loop = require "bosk.loop"
+local core = require "bosk.core"
+local japi = require "bosk.janitor_api"
+local jlog = require "bosk.janitor_log"
+
+local await, sleep = japi.await, japi.sleep
+
+local M = {}
+local Sup = {}
+Sup.__index = Sup
+
+-- Worker side -------------------------------------------------------------
+
+-- The error message and the traceback of the policy's frames only.
+local function traceback(err)
+  if type(err) ~= "string" then
+    local mt = getmetatable(err)
+    err = (mt and mt.__tostring) and tostring(err) or ("(error object is a " .. type(err) .. " value)")
+  end
+  local tb = debug.traceback(err, 2)
+  local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
+  return cut and tb:sub(1, cut - 1) or tb
+end
+
+-- Runs in the forked worker: job.fn(job.arg) -> report string.
+local function worker_main(job)
+  os.exit = loop.exit_now
+  local ok, result, err = xpcall(job.fn, traceback, job.arg)
+  if not ok then return "F" .. tostring(result) end
+  if result == true then return "T" end
+  if result == nil or result == false then
+    return "F" .. (err ~= nil and tostring(err) or (job.what .. " returned " .. tostring(result)))
+  end
+  return "F" .. job.what .. " returned a " .. type(result) .. " (want true)"
+end
+
+-- Supervisor ----------------------------------------------------------------
+
+-- new(reg, opts) -> supervisor. opts: api (janitor_api), once, pool_size,
+-- update_frequency, poll_interval, grace, journal (or nil), metrics_listen.
+function M.new(reg, opts)
+  local s = setmetatable({
+    reg = reg, opts = opts, api = opts.api, journal = opts.journal,
+    lanes = {}, next_lane = 1,
+    held = {},            -- name -> lease
+    held_count = 0,
+    busy = 0,             -- slots in use (acquiring or cleaning)
+    workers = {},         -- pid -> {kind =, lease or job}
+    acquiring = 0,
+    releasing = 0,
+    seen = {},            -- --once: names already cleaned in this run
+    recent_failures = {}, -- name -> time of the last failed cleaning
+    stats = {},           -- [type][outcome] = n, for the --once summary
+    stopping = false, errors = 0, failures = 0,
+    metrics = jlog.metrics(),
+    timers = {},
+  }, Sup)
+  for _, p in ipairs(reg.policies) do
+    p.concurrency = p.concurrency or opts.pool_size
+    p.busy = 0
+    for _, rtype in ipairs(p.types) do
+      s.lanes[#s.lanes + 1] = { policy = p, type = rtype, idle = false, done = false }
+    end
+  end
+  return s
+end
+
+-- Runs fn(...) as a coroutine; an error in it is logged, never raised.
+function Sup:spawn(what, fn, ...)
+  local co = coroutine.create(fn)
+  local ok, err = coroutine.resume(co, ...)
+  if not ok then
+    jlog.error("internal error in " .. what, { error = debug.traceback(co, err) })
+  end
+end
+
+function Sup:count(rtype, outcome)
+  local by = self.stats[rtype] or {}
+  self.stats[rtype] = by
+  by[outcome] = (by[outcome] or 0) + 1
+end
+
+-- Leases ----------------------------------------------------------------------
+
+function Sup:hold(lease)
+  self.held[lease.name] = lease
+  self.held_count = self.held_count + 1
+  self.metrics.held = self.held_count
+  if self.journal then
+    local ok, err = self.journal:add(lease)
+    if not ok then jlog.error("cannot journal lease", { name = lease.name, error = err }) end
+  end
+end
+
+function Sup:forget(lease)
+  if self.held[lease.name] ~= lease then return end
+  self.held[lease.name] = nil
+  self.held_count = self.held_count - 1
+  self.metrics.held = self.held_count
+  if self.journal then
+    local ok, err = self.journal:remove(lease.name)
+    if not ok then jlog.error("cannot update the state file", { name = lease.name, error = err }) end
+  end
+end
+
+-- release(lease, dest) -> true when the server acknowledged. Retries with a
+-- growing delay while the server cannot be reached; stops retrying (the
+-- lease stays in the journal) only once the janitor is shutting down.
+function Sup:release(lease, dest)
+  self.releasing = self.releasing + 1
+  lease.releasing = dest
+  local delay, attempts = 0.2, 0
+  local done = false
+  while true do
+    attempts = attempts + 1
+    local ok, kind, msg = self.api:release(lease.name, dest, lease.owner)
+    if ok then
+      self:forget(lease)
+      done = true
+      break
+    elseif kind == "lost" then
+      jlog.warn("lease lost before release", { type = lease.type, name = lease.name, error = msg })
+      self:forget(lease)
+      break
+    end
+    if self.stopping and attempts >= 4 then
+      jlog.error("release failed; lease left in the state file", { type = lease.type, name = lease.name, dest = dest, error = msg })
+      self.held[lease.name] = nil
+      self.held_count = self.held_count - 1
+      self.errors = self.errors + 1
+      break
+    end
+    jlog.warn("release failed, will retry", { type = lease.type, name = lease.name, dest = dest, error = msg, retry_in = delay })
+    sleep(delay)
+    delay = math.min(delay * 2, self.stopping and 1 or 30)
+  end
+  self.releasing = self.releasing - 1
+  self:check_done()
+  return done
+end
+
+-- Workers -----------------------------------------------------------------
+
+-- run_worker(what, fn, arg, timeout, record) -> outcome, error
+-- outcome: "success", "failed", "timeout" or "crashed".
+function Sup:run_worker(what, fn, arg, timeout, record)
+  local co = coroutine.running()
+  local job = { fn = fn, arg = arg, what = what }
+  local pid, err = loop.fork(worker_main, job, function(...)
+    local ok, e = coroutine.resume(co, ...)
+    if not ok then jlog.error("internal error after a worker", { error = debug.traceback(co, e) }) end
+  end)
+  if not pid then return "failed", err end
+  record.pid = pid
+  self.workers[pid] = record
+  local timer
+  if timeout then
+    timer = loop.timer(timeout, 0, function()
+      record.timed_out = true
+      loop.kill(pid)
+    end)
+  end
+  local report, code, signal = coroutine.yield()
+  if timer then timer:stop() end
+  self.workers[pid] = nil
+  if record.timed_out then return "timeout", string.format("timed out after %gs", timeout) end
+  if record.killed then return "failed", "killed at shutdown (grace period over)" end
+  if signal then return "crashed", "worker killed by signal " .. signal end
+  if code ~= 0 then return "crashed", "worker exited with status " .. tostring(code) end
+  if report == "T" then return "success" end
+  if report == nil then return "crashed", "worker exited without reporting" end
+  return "failed", report:sub(2)
+end
+
+-- Recycling (upstream cleaner): the children listed in leasedResources are
+-- taken from the state named after the parent, released dirty, and the
+-- entry is cleared, before the parent is cleaned and released.
+local function leased_resources(res)
+  local ud = res.userdata
+  local text = ud and ud.get and ud:get("leasedResources")
+  if text == nil or text == "" then return nil end
+  local ok, names = pcall(function() return ud:extract("leasedResources") end)
+  if not ok or type(names) ~= "table" then
+    names = {}
+    for item in text:gmatch("%-%s*([^\n]+)") do names[#names + 1] = item:gsub("%s+$", "") end
+  end
+  local out = {}
+  for _, n in ipairs(names) do if type(n) == "string" and n ~= "" then out[#out + 1] = n end end
+  return out
+end
+
+function Sup:recycle(lease, res)
+  local names = leased_resources(res)
+  if not names then return end
+  if #names > 0 then
+    local children, kind, msg = self.api:acquire_by_state(res.name, lease.via, names)
+    if not children then
+      jlog.warn("cannot take leased resources", { type = res.type, name = res.name, error = msg, kind = kind })
+      children = {}
+    end
+    for _, child in ipairs(children) do
+      local c = { name = child.name, type = child.type, owner = self.api.owner, via = lease.via,
+                  on_failure = "dirty", since = core.realtime() }
+      self:hold(c)
+      self:release(c, "dirty")
+      jlog.info("released leased resource", { type = child.type, name = child.name, parent = res.name, dest = "dirty" })
+    end
+  end
+  local ok, kind, msg = self.api:update(res.name, lease.via, { leasedResources = "" })
+  if not ok then jlog.warn("cannot clear leasedResources", { name = res.name, error = msg, kind = kind }) end
+end
+
+-- Scheduling ----------------------------------------------------------------
+
+function Sup:can_start(lane)
+  local p = lane.policy
+  return not self.stopping and not lane.idle and not lane.done
+     and p.busy < p.concurrency and self.busy < self.opts.pool_size
+end
+
+-- pump(): starts as many acquisitions as the limits allow, visiting the
+-- lanes round robin so no type starves another.
+function Sup:pump()
+  local n = #self.lanes
+  local progress = true
+  while progress and n > 0 do
+    progress = false
+    for i = 0, n - 1 do
+      local idx = (self.next_lane + i - 1) % n + 1
+      local lane = self.lanes[idx]
+      if self:can_start(lane) then
+        self.next_lane = idx % n + 1
+        self:take_slot(lane)
+        self:spawn("lease of " .. lane.type, self.lease, self, lane)
+        progress = true
+        break
+      end
+    end
+  end
+  self:check_done()
+end
+
+function Sup:take_slot(lane)
+  lane.policy.busy = lane.policy.busy + 1
+  self.busy = self.busy + 1
+end
+
+function Sup:free_slot(lane)
+  lane.policy.busy = lane.policy.busy - 1
+  self.busy = self.busy - 1
+end
+
+-- A lane with nothing to lease rests for --poll-interval (or, with --once,
+-- is finished).
+function Sup:rest(lane)
+  if self.opts.once then
+    lane.done = true
+    return
+  end
+  if lane.idle then return end
+  lane.idle = true
+  loop.timer(self.opts.poll_interval, 0, function()
+    lane.idle = false
+    self:pump()
+  end)
+end
+
+-- Should this freshly leased resource be put back untouched? (--once:
+-- already cleaned in this run; otherwise: failed less than a poll
+-- interval ago, so a failing resource cannot monopolize a slot.)
+function Sup:put_back(res)
+  if self.opts.once then return self.seen[res.name] end
+  local failed_at = self.recent_failures[res.name]
+  return failed_at and core.monotime() - failed_at < self.opts.poll_interval
+end
+
+-- lease(lane): one resource's whole life, from acquire to release.
+function Sup:lease(lane)
+  local p = lane.policy
+  self.acquiring = self.acquiring + 1
+  local res, kind, msg = self.api:acquire(lane.type, p.from, p.via)
+  self.acquiring = self.acquiring - 1
+  if not res then
+    self:free_slot(lane)
+    if kind ~= "not_found" then
+      self.errors = self.errors + 1
+      jlog.error("acquire failed", { type = lane.type, error = msg })
+    end
+    self:rest(lane)
+    return self:pump()
+  end
+  local lease = { name = res.name, type = res.type ~= "" and res.type or lane.type, owner = self.api.owner,
+                  via = p.via, on_failure = p.on_failure, since = core.realtime() }
+  self:hold(lease)
+  if self:put_back(res) or self.stopping then
+    self:free_slot(lane)
+    self:rest(lane)
+    self:pump()
+    return self:release(lease, p.from)
+  end
+  self:pump()   -- more room? lease the next one while this one is cleaned
+  self:clean(lane, lease, res)
+end
+
+function Sup:clean(lane, lease, res)
+  local p = lane.policy
+  local started = core.monotime()
+  self.seen[res.name] = true
+  if p.recycle then self:recycle(lease, res) end
+  self.metrics.in_flight = self.metrics.in_flight + 1
+  local record = { kind = "cleaning", lease = lease }
+  local outcome, err
+  if self.stopping and record.killed == nil and self.grace_over then
+    outcome, err = "failed", "shutting down"
+  else
+    outcome, err = self:run_worker("clean", p.clean, res, p.timeout, record)
+  end
+  self.metrics.in_flight = self.metrics.in_flight - 1
+  local elapsed = core.monotime() - started
+  self:free_slot(lane)
+  self:count(lease.type, outcome)
+  self.metrics:observe(lease.type, outcome, elapsed)
+  local dest = outcome == "success" and p.to or p.on_failure
+  local fields = { type = lease.type, name = lease.name, outcome = outcome, duration = elapsed, error = err, dest = dest }
+  if outcome == "success" then
+    self.recent_failures[lease.name] = nil
+    jlog.info("cleaned", fields)
+  else
+    self.failures = self.failures + 1
+    self.recent_failures[lease.name] = core.monotime()
+    jlog.warn("cleaning failed", fields)
+  end
+  self:pump()
+  self:release(lease, dest)
+end
+
+-- Heartbeats, reapers, jobs ----------------------------------------------------
+
+function Sup:heartbeat()
+  for name, lease in pairs(self.held) do
+    if not lease.releasing then
+      self:spawn("heartbeat", function()
+        local ok, kind, msg = self.api:update(name, lease.via, nil, lease.owner)
+        if not ok then jlog.warn("heartbeat failed", { type = lease.type, name = name, error = msg, kind = kind }) end
+      end)
+    end
+  end
+end
+
+function Sup:reap(r)
+  for _, rtype in ipairs(r.types) do
+    for _, state in ipairs(r.states) do
+      self:spawn("reaper", function()
+        local reset, _, msg = self.api:reset(rtype, state, r.expire, r.dest)
+        if not reset then
+          jlog.warn("reaper: reset failed", { type = rtype, state = state, error = msg })
+          return
+        end
+        for name, owner in pairs(reset) do
+          jlog.info("reaper: reset stale lease", { type = rtype, name = name, state = state, owner = owner, dest = r.dest })
+        end
+      end)
+    end
+  end
+end
+
+function Sup:run_job(job)
+  if job.running then
+    jlog.warn("scheduled job skipped: previous run still going", { job = job.name })
+    return
+  end
+  job.running = true
+  self:spawn("job", function()
+    local started = core.monotime()
+    local record = { kind = "job", job = job }
+    local outcome, err = self:run_worker("job", job.fn, nil, nil, record)
+    job.running = false
+    local fields = { job = job.name, outcome = outcome, duration = core.monotime() - started, error = err }
+    if outcome == "success" then jlog.info("job done", fields) else jlog.warn("job failed", fields) end
+    self:check_done()
+  end)
+end
+
+-- Start, recovery, shutdown -----------------------------------------------------
+
+function Sup:every(seconds, fn)
+  self.timers[#self.timers + 1] = loop.timer(seconds, seconds, fn)
+end
+
+-- Leases a crashed run left in the state file go to their failure state now.
+function Sup:recover()
+  if not self.journal then return end
+  local entries, err = self.journal:list()
+  if not entries then
+    jlog.error("cannot read the state file", { error = err })
+    return
+  end
+  for _, e in ipairs(entries) do
+    jlog.info("releasing a lease left by an earlier run", { type = e.type, name = e.name, dest = e.on_failure })
+    self.held[e.name] = e
+    self.held_count = self.held_count + 1
+    self:spawn("recovery", self.release, self, e, e.on_failure)
+  end
+end
+
+function Sup:start()
+  self:recover()
+  if not self.opts.once then
+    for _, r in ipairs(self.reg.reapers) do self:every(r.every, function() self:reap(r) end) end
+    for _, job in ipairs(self.reg.jobs) do self:every(job.every, function() self:run_job(job) end) end
+  end
+  self:every(self.opts.update_frequency, function() self:heartbeat() end)
+  self.signals = {
+    loop.signal("TERM", function() self:shutdown("SIGTERM") end),
+    loop.signal("INT", function() self:shutdown("SIGINT") end),
+  }
+  if self.opts.on_start then self.opts.on_start(self) end
+  self:pump()
+end
+
+function Sup:shutdown(why)
+  if self.stopping then
+    jlog.warn("second signal: exiting now; held leases stay in the state file", { signal = why })
+    self.exit_code = 1
+    self.finished = true
+    loop.stop()
+    return
+  end
+  self.stopping = true
+  jlog.info("stopping: no new leases; waiting for running cleanings", { signal = why, grace = self.opts.grace })
+  loop.timer(self.opts.grace, 0, function()
+    self.grace_over = true
+    for pid, record in pairs(self.workers) do
+      record.killed = true
+      loop.kill(pid)
+    end
+  end)
+  self:check_done()
+end
+
+function Sup:idle()
+  return self.busy == 0 and self.acquiring == 0 and self.releasing == 0
+     and next(self.workers) == nil and self.held_count == 0
+end
+
+function Sup:check_done()
+  if self.finished then return end
+  if self.stopping then
+    if self:idle() then
+      self.finished = true
+      self.exit_code = self.exit_code or 0
+      loop.stop()
+    end
+    return
+  end
+  if self.opts.once then
+    for _, lane in ipairs(self.lanes) do if not lane.done then return end end
+    if self:idle() then
+      self.finished = true
+      self.exit_code = (self.failures == 0 and self.errors == 0) and 0 or 1
+      loop.stop()
+    end
+  end
+end
+
+-- run() -> exit status. Returns when --once is finished or after a signal.
+function Sup:run()
+  self:start()
+  if not self.finished then loop.run() end
+  for _, t in ipairs(self.timers) do t:stop() end
+  for _, s in ipairs(self.signals or {}) do s:stop() end
+  loop.close()
+  return self.exit_code or 0
+end
+
+-- summary() -> lines "type outcome count", sorted.
+function Sup:summary()
+  local lines = {}
+  for rtype, by in pairs(self.stats) do
+    for outcome, n in pairs(by) do lines[#lines + 1] = string.format("%-30s %-8s %d", rtype, outcome, n) end
+  end
+  table.sort(lines)
+  return lines
+end
+
+return M

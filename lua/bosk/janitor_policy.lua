@@ -1,0 +1,215 @@
+-- The policy API of `bosk janitor`: the global `janitor` that policy files
+-- see (policy, every, reaper, exec, log), field checks at load time, and the
+-- registry the supervisor runs.
+--
+--   local reg = policy.registry()
+--   local ok, err = policy.load(reg, "path/to/policy.lua")
+--
+-- Every mistake raises with error(msg, 2) from the janitor.* call, so the
+-- message starts with the policy file and line: `p.lua:3: janitor.policy:
+-- unknown field 'timout'`.
+local duration = require "bosk.duration"
+local jlog = require "bosk.janitor_log"
+
+local M = {}
+
+local STATES = {
+  BUSY = "busy", CLEANING = "cleaning", DIRTY = "dirty", FREE = "free",
+  LEASED = "leased", TO_BE_DELETED = "toBeDeleted", TOMBSTONE = "tombstone", OTHER = "other",
+}
+M.STATES = STATES
+
+-- Field checkers: each returns the normalized value or nil, reason.
+local function is_state(v)
+  if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string (a state)" end
+  return v
+end
+
+local function is_name(v)
+  if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string" end
+  return v
+end
+
+local function is_names(v)
+  if type(v) ~= "table" or #v == 0 then return nil, "must be a non-empty list of strings" end
+  local out = {}
+  for i, x in ipairs(v) do
+    if type(x) ~= "string" or x == "" then return nil, "item " .. i .. " must be a non-empty string" end
+    out[i] = x
+  end
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > #v then return nil, "must be a list (found key " .. tostring(k) .. ")" end
+  end
+  return out
+end
+
+local function is_positive_int(v)
+  if math.type(v) ~= "integer" or v < 1 then return nil, "must be a positive integer" end
+  return v
+end
+
+local function is_duration(v)
+  if type(v) ~= "number" and type(v) ~= "string" then
+    return nil, "must be a duration (seconds, or a string such as \"30m\")"
+  end
+  local ok, secs = pcall(duration.seconds, v, "duration")
+  if not ok then return nil, "is not a valid duration: " .. tostring(secs):gsub("^.-duration: ", "") end
+  if not (secs > 0) then return nil, "must be a positive duration" end
+  return secs
+end
+
+local function is_function(v)
+  if type(v) ~= "function" then return nil, "must be a function" end
+  return v
+end
+
+-- check(call, spec, fields, level): validates the named-argument table.
+local function check(call, spec, t, level)
+  level = level + 1
+  if type(t) ~= "table" then error(call .. ": expects a table of fields, got " .. type(t), level) end
+  local out = {}
+  for k, v in pairs(t) do
+    local checker = spec[k]
+    if checker == nil then
+      error(string.format("%s: unknown field '%s'", call, tostring(k)), level)
+    end
+    local value, why = checker(v)
+    if value == nil then error(string.format("%s: field '%s' %s", call, k, why), level) end
+    out[k] = value
+  end
+  return out
+end
+
+local POLICY_FIELDS = {
+  type = is_name, types = is_names, from = is_state, via = is_state, to = is_state,
+  on_failure = is_state, concurrency = is_positive_int, timeout = is_duration,
+  clean = is_function,
+}
+
+local REAPER_FIELDS = {
+  type = is_name, types = is_names, states = is_names, expire = is_duration,
+  dest = is_state, every = is_duration,
+}
+
+function M.registry()
+  return { policies = {}, reapers = {}, jobs = {}, by_key = {} }
+end
+
+local function where(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  return info and (info.short_src .. ":" .. (info.currentline or 0)) or "?"
+end
+
+local function add_policy(reg, t, level)
+  local p = check("janitor.policy", POLICY_FIELDS, t, level + 1)
+  if p.type and p.types then error("janitor.policy: give 'type' or 'types', not both", level + 1) end
+  if not p.type and not p.types then error("janitor.policy: field 'type' (or 'types') is required", level + 1) end
+  if not p.clean then error("janitor.policy: field 'clean' (a function) is required", level + 1) end
+  p.types = p.types or { p.type }
+  p.type = nil
+  p.from = p.from or STATES.DIRTY
+  p.via = p.via or STATES.CLEANING
+  p.to = p.to or STATES.FREE
+  p.on_failure = p.on_failure or p.from
+  p.timeout = p.timeout or 3600
+  p.where = where(level + 1)
+  p.recycle = p.from == STATES.TO_BE_DELETED and p.to == STATES.TOMBSTONE
+  for _, rtype in ipairs(p.types) do
+    local key = rtype .. "\0" .. p.from
+    local previous = reg.by_key[key]
+    if previous then
+      error(string.format("janitor.policy: duplicate type '%s' (from '%s'), already defined at %s",
+                          rtype, p.from, previous.where), level + 1)
+    end
+    reg.by_key[key] = p
+  end
+  p.index = #reg.policies + 1
+  reg.policies[p.index] = p
+end
+
+local function add_reaper(reg, t, level)
+  local r = check("janitor.reaper", REAPER_FIELDS, t, level + 1)
+  if r.type and r.types then error("janitor.reaper: give 'type' or 'types', not both", level + 1) end
+  r.types = r.types or (r.type and { r.type })
+  r.type = nil
+  if not r.types then error("janitor.reaper: field 'types' is required", level + 1) end
+  r.states = r.states or { STATES.BUSY, STATES.CLEANING, STATES.LEASED }
+  r.expire = r.expire or 1800
+  r.dest = r.dest or STATES.DIRTY
+  r.every = r.every or 60
+  r.where = where(level + 1)
+  reg.reapers[#reg.reapers + 1] = r
+end
+
+local function add_job(reg, interval, fn, name, level)
+  local secs, why = is_duration(interval)
+  if not secs then error("janitor.every: interval " .. why, level + 1) end
+  if type(fn) ~= "function" then error("janitor.every: second argument must be a function", level + 1) end
+  if name ~= nil and type(name) ~= "string" then error("janitor.every: name must be a string", level + 1) end
+  local at = where(level + 1)
+  reg.jobs[#reg.jobs + 1] = { every = secs, fn = fn, name = name or ("job at " .. at), where = at }
+end
+
+-- janitor.exec{"prog", "arg", ..., timeout =, env =, max_output =}
+-- -> ok, output, exit_code[, reason]
+local EXEC_OPTIONS = { timeout = true, env = true, max_output = true }
+local function exec(t)
+  if type(t) ~= "table" then error("janitor.exec: expects a table {\"prog\", \"arg\", ...}", 2) end
+  local argv, opts = {}, {}
+  for k, v in pairs(t) do
+    if math.type(k) == "integer" then
+      if type(v) ~= "string" and type(v) ~= "number" then
+        error("janitor.exec: argument " .. k .. " must be a string, got " .. type(v), 2)
+      end
+    elseif not EXEC_OPTIONS[k] then
+      error("janitor.exec: unknown option '" .. tostring(k) .. "'", 2)
+    end
+  end
+  for i = 1, #t do argv[i] = tostring(t[i]) end
+  if #argv == 0 then error("janitor.exec: needs at least the program name", 2) end
+  if t.timeout ~= nil then
+    local secs, why = is_duration(t.timeout)
+    if not secs then error("janitor.exec: timeout " .. why, 2) end
+    opts.timeout = secs
+  end
+  if t.env ~= nil and type(t.env) ~= "table" then error("janitor.exec: env must be a table", 2) end
+  opts.env, opts.max_output = t.env, t.max_output
+  return require("bosk.exec").run(argv, opts)
+end
+M.exec = exec
+
+-- api(reg) -> the `janitor` global for policy files.
+function M.api(reg)
+  return {
+    policy = function(t) add_policy(reg, t, 2) end,
+    reaper = function(t) add_reaper(reg, t, 2) end,
+    every = function(interval, fn, name) add_job(reg, interval, fn, name, 2) end,
+    exec = exec,
+    log = jlog.line,
+  }
+end
+
+-- boskos as policies see it: the client module, with the state constants
+-- guaranteed even if the module is reloaded without them.
+local function boskos_global()
+  local ok, boskos = pcall(require, "boskos")
+  if not ok then boskos = {} end
+  return setmetatable({}, { __index = function(_, k)
+    local v = boskos[k]
+    if v == nil then v = STATES[k] end
+    return v
+  end })
+end
+
+-- load(reg, path) -> true | nil, message (syntax errors, policy mistakes)
+function M.load(reg, path)
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, err end
+  _G.janitor = M.api(reg)
+  if rawget(_G, "boskos") == nil then _G.boskos = boskos_global() end
+  local ok, run_err = pcall(chunk)
+  if not ok then return nil, tostring(run_err) end
+  return true
+end
+
+return M
