@@ -1,0 +1,380 @@
+-- The boskosctl-style one-liners (PROTOCOL.md §5.4) and `bosk status`:
+--   bosk acquire --type T --state S --target-state D [--timeout DURATION]
+--   bosk release --name N --target-state D
+--   bosk heartbeat --resource JSON [--period 30s] [--timeout 5h] [--retries 10]
+--   bosk metric --type T            (also spelled `metrics`)
+--   bosk reset --type T --state S --expire DURATION --target-state D
+--   bosk status [--type T ...] [--json]
+-- Results go to stdout as JSON (resources byte for byte as boskosctl
+-- prints them), errors to stderr with boskosctl's texts. Exit status: 0
+-- success, 1 runtime failure, 2 usage error. As boskosctl does, a client
+-- that cannot be built is reported and exits 0 (PROTOCOL.md §7 item 10).
+local boskos = require "boskos"
+local core = require "bosk.core"
+local flags = require "bosk.flags"
+local wire = require "bosk.wire"
+local M = {}
+
+local KNOWN_STATES = { "free", "busy", "dirty", "cleaning", "leased", "toBeDeleted", "tombstone" }
+
+local function say(...) io.stdout:write(...) io.stdout:flush() end
+local function complain(...) io.stderr:write(...) io.stderr:flush() end
+
+local function metric_json(m)
+  return '{"type":' .. wire.encode_string(m.type or "") .. ',"current":' .. wire.encode_value(m.current or {})
+    .. ',"owner":' .. wire.encode_value(m.owners or {}) .. "}"
+end
+
+-- ---- acquire -----------------------------------------------------------
+
+-- A context that also ends when SIGINT/SIGTERM arrived: the wait loop
+-- asks ctx:remaining() after every failed try, as Go's select would see
+-- the cancelled context.
+local function interruptible_context(seconds)
+  local rl = require "bosk.readline"
+  rl.trap_signals()
+  local ctx = boskos.context { timeout = seconds }
+  local remaining = getmetatable(ctx).__index.remaining
+  ctx.remaining = function(self)
+    if rl.caught() then self:cancel() end
+    return remaining(self)
+  end
+  return ctx
+end
+
+local function cmd_acquire(c, o)
+  local res, err
+  if o.timeout == 0 then
+    res, err = c:acquire(o.type, o.state, o.target_state)
+  else
+    local ctx = interruptible_context(o.timeout)
+    res, err = c:acquire_wait_with_priority(ctx, o.type, o.state, o.target_state, tostring(core.random_id()))
+  end
+  if res == nil then
+    complain("failed to acquire a resource: ", tostring(err), "\n")
+    return 1
+  end
+  say(wire.encode_resource(res), "\n")
+  return 0
+end
+
+-- ---- release, metric, reset ------------------------------------------
+
+local function cmd_release(c, o)
+  local ok, err = c:release(o.name, o.target_state)
+  if not ok then
+    complain("failed to release resource ", wire.go_quote(o.name), ": ", tostring(err), "\n")
+    return 1
+  end
+  say("released resource ", wire.go_quote(o.name), "\n")
+  return 0
+end
+
+local function cmd_metric(c, o)
+  local m, err = c:metric(o.type)
+  if m == nil then
+    complain("failed to get metrics for resource ", wire.go_quote(o.type), ": ", tostring(err), "\n")
+    return 1
+  end
+  say(metric_json(m), "\n")
+  return 0
+end
+
+local function cmd_reset(c, o)
+  local map, err = c:reset(o.type, o.state, o.expire, o.target_state)
+  if map == nil then
+    complain("failed to reset resources of type ", wire.go_quote(o.type), ": ", tostring(err), "\n")
+    return 1
+  end
+  say(wire.encode_value(map), "\n")
+  return 0
+end
+
+-- ---- heartbeat ---------------------------------------------------------
+
+-- The resource named by --resource, and the user data to send with each
+-- heartbeat (nil when the JSON had none or null, as boskosctl does).
+local function parse_resource(text)
+  local v, err = wire.decode_json(text)
+  if v == nil then return nil, err end
+  local res
+  res, err = wire.decode_resource(v)
+  if res == nil then return nil, err end
+  local ud = res.userdata
+  if type(v) ~= "table" or v.userdata == nil or v.userdata == wire.null then ud = nil end
+  return res, ud
+end
+
+local function cmd_heartbeat(c, o)
+  local res, ud = parse_resource(o.resource)
+  if res == nil then
+    complain("failed to parse resource: ", tostring(ud), "\n")
+    return 1
+  end
+  local rl = require "bosk.readline"
+  rl.trap_signals()
+  local name = wire.go_quote(res.name)
+  local start = core.monotime()
+  local deadline, next_beat, failures = start + o.timeout, start + o.period, 0
+  while true do
+    local now = core.monotime()
+    local wake = math.min(next_beat, deadline)
+    if wake > now and not rl.caught() then core.sleep(wake - now) end
+    now = core.monotime()
+    if rl.caught() then
+      say("received interrupt, stopping heartbeats for resource ", name, "\n")
+      return 0
+    elseif now >= deadline then
+      say("reached timeout, stopping heartbeats for resource ", name, "\n")
+      return 0
+    elseif now >= next_beat then
+      local ok, err = c:update(res.name, res.state, ud)
+      if ok then
+        failures = 0
+        say("heartbeat sent for resource ", name, "\n")
+      else
+        complain("failed to send heartbeat for resource ", name, ": ", tostring(err), "\n")
+        failures = failures + 1
+        if failures > o.retries then return 1 end
+      end
+      next_beat = math.max(next_beat + o.period, core.monotime())
+    end
+  end
+end
+
+-- ---- status ------------------------------------------------------------
+
+-- Counts per type from a list of resources: {type=, current=, owners=}.
+local function metrics_from_list(list, only)
+  local by_type = {}
+  for t in pairs(only or {}) do by_type[t] = { type = t, current = {}, owners = {} } end
+  for _, r in ipairs(list) do
+    if only == nil or only[r.type] then
+      local m = by_type[r.type]
+      if m == nil then
+        m = { type = r.type, current = {}, owners = {} }
+        by_type[r.type] = m
+      end
+      m.current[r.state] = (m.current[r.state] or 0) + 1
+      m.owners[r.owner] = (m.owners[r.owner] or 0) + 1
+    end
+  end
+  local out = {}
+  for _, m in pairs(by_type) do out[#out + 1] = m end
+  table.sort(out, function(a, b) return a.type < b.type end)
+  return out
+end
+
+-- Gathers the metrics: from GET /resources, else /metric per --type.
+local function gather(c, types)
+  local only
+  if #types > 0 then
+    only = {}
+    for _, t in ipairs(types) do only[t] = true end
+  end
+  local list, err = c:list {}
+  if list then return metrics_from_list(list, only) end
+  if not tostring(err):find("does not support listing", 1, true) then return nil, tostring(err) end
+  if only == nil then
+    return nil, tostring(err) .. "; pass --type TYPE (repeatable) to read the counts from /metric"
+  end
+  local out = {}
+  for _, t in ipairs(types) do
+    local m, merr = c:metric(t)
+    if m == nil then return nil, "type " .. wire.go_quote(t) .. ": " .. tostring(merr) end
+    m.type = t
+    out[#out + 1] = m
+  end
+  return out
+end
+
+local function state_columns(metrics)
+  local seen, cols = {}, {}
+  for _, m in ipairs(metrics) do for s in pairs(m.current) do seen[s] = true end end
+  for _, s in ipairs(KNOWN_STATES) do
+    if seen[s] then cols[#cols + 1] = s seen[s] = nil end
+  end
+  local others = {}
+  for s in pairs(seen) do others[#others + 1] = s end
+  table.sort(others)
+  for _, s in ipairs(others) do cols[#cols + 1] = s end
+  return cols
+end
+
+local function owners_text(owners)
+  local names = {}
+  for owner in pairs(owners) do if owner ~= "" then names[#names + 1] = owner end end
+  table.sort(names)
+  for i, owner in ipairs(names) do names[i] = owner .. "=" .. owners[owner] end
+  return #names > 0 and table.concat(names, " ") or "-"
+end
+
+-- Renders rows (lists of cells) with aligned columns; numbers right-aligned.
+local function render(rows)
+  local widths = {}
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do widths[i] = math.max(widths[i] or 0, #cell) end
+  end
+  local lines = {}
+  for r, row in ipairs(rows) do
+    local cells = {}
+    for i, cell in ipairs(row) do
+      local numeric = r > 1 and cell:match("^%d+$") or (r == 1 and i > 1 and i < #row)
+      if i == #row then cells[i] = cell
+      elseif numeric then cells[i] = string.rep(" ", widths[i] - #cell) .. cell
+      else cells[i] = cell .. string.rep(" ", widths[i] - #cell) end
+    end
+    lines[r] = table.concat(cells, "  ")
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+local function status_table(metrics)
+  local cols = state_columns(metrics)
+  local header = { "TYPE", "TOTAL" }
+  for _, s in ipairs(cols) do header[#header + 1] = s:upper() end
+  header[#header + 1] = "OWNERS"
+  local rows = { header }
+  for _, m in ipairs(metrics) do
+    local total = 0
+    for _, n in pairs(m.current) do total = total + n end
+    local row = { m.type, tostring(total) }
+    for _, s in ipairs(cols) do row[#row + 1] = tostring(m.current[s] or 0) end
+    row[#row + 1] = owners_text(m.owners)
+    rows[#rows + 1] = row
+  end
+  return render(rows)
+end
+
+local function cmd_status(c, o)
+  local metrics, err = gather(c, o.type or {})
+  if metrics == nil then
+    complain("failed to get the status: ", err, "\n")
+    return 1
+  end
+  if o.json then
+    local parts = {}
+    for i, m in ipairs(metrics) do parts[i] = metric_json(m) end
+    say("[", table.concat(parts, ","), "]\n")
+  elseif #metrics == 0 then
+    say("no resources\n")
+  else
+    say(status_table(metrics))
+  end
+  return 0
+end
+
+-- ---- flags and dispatch ------------------------------------------------
+
+local commands = {
+  acquire = {
+    synopsis = "--type T --state S --target-state D [--timeout DURATION]",
+    run = cmd_acquire, required = { "type", "state", "target-state" },
+    flags = {
+      { "type", help = "type of resource to acquire" },
+      { "state", help = "state to acquire the resource in" },
+      { "target-state", help = "move the resource to this state after acquiring" },
+      { "timeout", kind = "duration", default = 0, help = "if set, wait this long (in a FIFO queue) for a resource" },
+    },
+  },
+  release = {
+    synopsis = "--name N --target-state D",
+    run = cmd_release, required = { "name", "target-state" },
+    flags = {
+      { "name", help = "name of the resource to release" },
+      { "target-state", help = "move the resource to this state after releasing" },
+    },
+  },
+  metric = {
+    synopsis = "--type T",
+    run = cmd_metric, required = { "type" },
+    flags = { { "type", help = "type of resource to count" } },
+  },
+  reset = {
+    synopsis = "--type T --state S --expire DURATION --target-state D",
+    run = cmd_reset, required = { "type", "state", "expire", "target-state" },
+    flags = {
+      { "type", help = "type of the resources to reset" },
+      { "state", help = "state of the resources to reset" },
+      { "expire", kind = "duration", help = "reset leases not updated for this long" },
+      { "target-state", help = "move reset resources to this state" },
+    },
+  },
+  heartbeat = {
+    synopsis = "--resource JSON [--period DURATION] [--timeout DURATION] [--retries N]",
+    run = cmd_heartbeat, required = { "resource" },
+    flags = {
+      { "resource", help = "JSON of the leased resource (as acquire prints it)" },
+      { "period", kind = "duration", help = "time between heartbeats (default 30s)" },
+      { "timeout", kind = "duration", help = "how long to send heartbeats for (default 5h)" },
+      { "retries", kind = "int", default = 10, help = "failed heartbeats in a row to tolerate" },
+    },
+  },
+  status = {
+    synopsis = "[--type T ...] [--json]",
+    run = cmd_status, required = {},
+    flags = {
+      { "type", kind = "list", help = "a type to show (repeatable; needed when the server cannot list)" },
+      { "json", kind = "bool", default = false, help = "print a JSON array of metrics instead of a table" },
+    },
+  },
+}
+commands.metrics = commands.metric
+
+local function usage_text(name, cmd, spec)
+  return string.format("usage: bosk %s %s [--boskos-url URL] [--owner NAME]\n\nflags:\n%s",
+                       name, cmd.synopsis, flags.usage(spec))
+end
+
+-- One line naming the problem, one with the synopsis (--help has the rest).
+local function usage_error(name, cmd, msg)
+  complain("bosk ", name, ": ", msg, "\nusage: bosk ", name, " ", cmd.synopsis,
+           " (bosk ", name, " --help lists every flag)\n")
+  return 2
+end
+
+-- Checks what the flags parser cannot: required flags, sane values.
+local function check_values(name, cmd, o)
+  local missing = {}
+  for _, f in ipairs(cmd.required) do
+    local v = o[(f:gsub("-", "_"))]
+    if v == nil or v == "" then missing[#missing + 1] = '"' .. f .. '"' end
+  end
+  table.sort(missing)
+  if #missing > 0 then return "required flag(s) " .. table.concat(missing, ", ") .. " not set" end
+  if name == "heartbeat" then
+    o.period, o.timeout = o.period or 30, o.timeout or 5 * 3600
+    if o.period <= 0 then return "invalid value for --period: must be positive" end
+    if o.retries < 0 then return "invalid value for --retries: must not be negative" end
+  end
+  if name == "acquire" and o.timeout < 0 then return "invalid value for --timeout: must not be negative" end
+  return nil
+end
+
+local function default_owner()
+  local user = os.getenv("USER")
+  return (user and user ~= "") and user or "bosk"
+end
+
+-- main(args, name) -> exit status
+function M.main(args, name)
+  local cmd = commands[name]
+  local spec = flags.with(flags.common(default_owner()), cmd.flags)
+  local o, rest = flags.parse(args, spec)
+  if o == nil then
+    if rest == "help" then say(usage_text(name, cmd, spec)) return 0 end
+    return usage_error(name, cmd, rest)
+  end
+  if #rest > 0 then return usage_error(name, cmd, "unexpected argument " .. wire.go_quote(rest[1])) end
+  local bad = check_values(name, cmd, o)
+  if bad then return usage_error(name, cmd, bad) end
+  local ok, c, err = pcall(boskos.client, { owner = o.owner, url = o.boskos_url,
+                                            username = o.username, password_file = o.password_file })
+  if not ok or c == nil then
+    complain("failed to initialize the Boskos client: ", tostring(ok and err or c), "\n")
+    return 0
+  end
+  return cmd.run(c, o)
+end
+
+return M
