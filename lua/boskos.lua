@@ -69,7 +69,9 @@ local function aggregate(errs)
     if not seen[m] then seen[m] = true msgs[#msgs + 1] = m end
   end
   if #msgs == 1 then return errs[1] end
-  return wire.error("[" .. concat(msgs, ", ") .. "]", { errors = errs })
+  local kind = errs[1].kind
+  for _, e in ipairs(errs) do if e.kind ~= kind then kind = nil end end
+  return wire.error("[" .. concat(msgs, ", ") .. "]", { errors = errs, kind = kind })
 end
 
 -- hashicorp/go-multierror's text; nil when errs is empty.

@@ -18,7 +18,8 @@ object with optional fields:
   status (200), reason (standard phrase), body (""), headers ({}),
   delay (seconds before answering), drop (close without answering),
   truncate (send only N bytes of the body, then close),
-  huge (stream N bytes of body, Content-Length N), close (Connection: close).
+  huge (stream N bytes of body, Content-Length N), close (Connection: close),
+  no_length (no Content-Length: the body ends when the connection closes).
 """
 import http.client
 import json
@@ -120,7 +121,9 @@ def respond(sock, spec):
     head = "HTTP/1.1 %d %s\r\n" % (status, reason)
     for k, v in spec.get("headers", {}).items():
         head += "%s: %s\r\n" % (k, v)
-    if "Content-Length" not in spec.get("headers", {}):
+    if spec.get("no_length"):
+        spec = dict(spec, close=True)
+    elif "Content-Length" not in spec.get("headers", {}):
         head += "Content-Length: %d\r\n" % length
     if spec.get("close"):
         head += "Connection: close\r\n"

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench_client.sh: the client's speed, as ratios measured in one run.
+#  (a) sequential acquire+release pairs on one keep-alive connection:
+#      a `bosk run` script vs a plain C libcurl loop (bench/curl_loop.c)
+#      vs one curl process per request, all against the same server;
+#  (b) startup: `bosk run -e ''` vs `lua5.4 -e ''` (hyperfine).
+# Targets: bosk within 10% of C; bosk >= 10x curl processes; startup <= 2x.
+# Run alone: BOSK=build/bosk scripts/bench_client.sh  (PAIRS=N to change the load)
+set -u
+cd "$(dirname "$0")/.."
+BOSK=${BOSK:-build/bosk}
+PAIRS=${PAIRS:-3000}
+CURL_PAIRS=${CURL_PAIRS:-150}
+ROUNDS=${ROUNDS:-3}
+work=$(mktemp -d "${TMPDIR:-/tmp}/bosk-bench.XXXXXX")
+server_pid=
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+cc -O2 -o "$work/curl_loop" bench/curl_loop.c $(pkg-config --cflags --libs libcurl) || exit 1
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port"
+printf 'resources:\n- type: bench\n  state: free\n  names: [r1, r2, r3, r4, r5, r6, r7, r8]\n' >"$work/config.yaml"
+"$BOSK" server --config "$work/config.yaml" --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+server_pid=$!
+server_kind="bosk server (memory storage)"
+for _ in $(seq 100); do
+  curl -s -o /dev/null "$url/" && break
+  kill -0 "$server_pid" 2>/dev/null || break
+  sleep 0.05
+done
+if ! curl -s -o /dev/null "$url/"; then
+  # No bosk server yet: the scriptable fake server answers every request
+  # with one resource (much slower; the ratios then say less).
+  kill "$server_pid" 2>/dev/null
+  python3 tests/fake_server.py "$port" >"$work/fake.log" 2>&1 &
+  server_pid=$!
+  server_kind="tests/fake_server.py (bosk server did not start: $(head -c 200 "$work/server.log"))"
+  for _ in $(seq 100); do curl -s -o /dev/null "$url/_requests" && break; sleep 0.05; done
+  curl -s -X POST --data-binary '{"body":"{\"type\":\"bench\",\"name\":\"r1\",\"state\":\"busy\",\"owner\":\"bench\",\"lastupdate\":\"2020-01-01T00:00:00Z\",\"userdata\":{}}"}' "$url/_default" >/dev/null
+fi
+echo "server: $server_kind at $url"
+
+cat >"$work/pairs.lua" <<'LUA'
+local url, n = arg[1], tonumber(arg[2])
+local core = require "bosk.core"
+local c = assert(boskos.client{ owner = "bench", url = url })
+local start = core.monotime()
+for _ = 1, n do
+  local r = assert(c:acquire("bench", "free", "busy"))
+  assert(c:release(r.name, "free"))
+  c.storage:delete(r.name)
+end
+print(string.format("%.1f", n / (core.monotime() - start)))
+LUA
+
+best() { sort -g | tail -1; }
+c_rates= bosk_rates=
+for _ in $(seq "$ROUNDS"); do
+  c_rates+="$("$work/curl_loop" "$url" "$PAIRS" bench bench)"$'\n'
+  bosk_rates+="$("$BOSK" run "$work/pairs.lua" "$url" "$PAIRS")"$'\n'
+done
+c_rate=$(printf '%s' "$c_rates" | best)
+bosk_rate=$(printf '%s' "$bosk_rates" | best)
+
+start=$(date +%s.%N)
+for _ in $(seq "$CURL_PAIRS"); do
+  name=$(curl -s -X POST -H 'Content-Type:' "$url/acquire?dest=busy&owner=bench&state=free&type=bench" |
+         sed -n 's/.*"name":"\([^"]*\)".*/\1/p')
+  curl -s -o /dev/null -X POST "$url/release?dest=free&name=$name&owner=bench"
+done
+end=$(date +%s.%N)
+proc_rate=$(echo "$CURL_PAIRS / ($end - $start)" | bc -l)
+
+printf 'acquire+release pairs/s: bosk %.0f, C libcurl loop %.0f, curl process per request %.0f\n' \
+  "$bosk_rate" "$c_rate" "$proc_rate"
+printf 'ratio bosk/C = %.3f (target >= 0.90)\n' "$(echo "$bosk_rate / $c_rate" | bc -l)"
+printf 'ratio bosk/curl-processes = %.1f (target >= 10)\n' "$(echo "$bosk_rate / $proc_rate" | bc -l)"
+
+hyperfine -N --warmup 20 --runs 200 --export-json "$work/startup.json" \
+  "$BOSK run -e ''" "lua5.4 -e ''" >"$work/hyperfine.txt" 2>&1 || { cat "$work/hyperfine.txt"; exit 1; }
+read -r bosk_ms lua_ms < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+print(r[0]["mean"] * 1000, r[1]["mean"] * 1000)' "$work/startup.json")
+printf 'startup: bosk run -e "" %.2f ms, lua5.4 -e "" %.2f ms\n' "$bosk_ms" "$lua_ms"
+printf 'ratio startup bosk/lua = %.2f (target <= 2)\n' "$(echo "$bosk_ms / $lua_ms" | bc -l)"
