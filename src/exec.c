@@ -58,6 +58,7 @@ static void child_exec(const exec_spec *spec, int out_fd, int err_fd)
 {
     if (!in_worker)
         setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);   /* dies with the worker that ran it */
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0)
         dup2(devnull, 0);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -232,6 +233,7 @@ static void child_reset_signals(void)
 static void child_main(lua_State *L, int fd)
 {
     setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);   /* a killed supervisor takes its workers along */
     child_reset_signals();
     exec_enter_worker();
     lua_pushcfunction(L, traceback);
