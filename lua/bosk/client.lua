@@ -1,0 +1,680 @@
+-- bosk.client: the body of the `boskos` module, call for call the upstream
+-- Go client (sigs.k8s.io/boskos/client) with the wire behaviour of
+-- PROTOCOL.md §4. lua/boskos.lua holds the constants and sentinels and
+-- loads this file on first use (it is most of the parse time of `bosk run`).
+--
+-- Every call returns its result, or nil and an error value; wrong argument
+-- types raise. The wire details (URLs, JSON, UserData) live in bosk.wire,
+-- the HTTP exchange in bosk.http (C, libcurl); this file holds the policy:
+-- retries, status mapping, the local store of held resources, waiting.
+local http = require "bosk.http"
+local core = require "bosk.core"
+local wire = require "bosk.wire"
+local duration = require "bosk.duration"
+local M = require "boskos" -- sentinels, states, sleep and poll_interval live there
+
+local format, concat = string.format, table.concat
+
+M.error = wire.error
+M.resource_type_not_found_message = wire.type_not_found_message
+M.userdata_from_json = wire.userdata_from_json
+function M.userdata(map) return wire.userdata(map) end
+
+---------------------------------------------------------------------------
+-- Argument checks: raise as the standard library does.
+
+local function arg_error(n, fname, msg)
+  error(format("bad argument #%d to '%s' (%s)", n, fname, msg), 3)
+end
+
+local function check_type(v, want, n, fname, optional)
+  if type(v) == want or (optional and v == nil) then return v end
+  arg_error(n, fname, format("%s expected, got %s", want, v == nil and "no value" or type(v)))
+end
+
+local function check_string_list(v, n, fname)
+  check_type(v, "table", n, fname)
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" then arg_error(n, fname, format("element %d is a %s, not a string", i, type(s))) end
+  end
+  return v
+end
+
+---------------------------------------------------------------------------
+-- Errors.
+
+local function status_error(line, code, suffix)
+  return wire.error(format("status %s, %s %d%s", line, suffix and suffix.word or "status code", code,
+                           suffix and suffix.tail or ""), { status = code })
+end
+
+-- k8s utilerrors.NewAggregate: duplicates dropped; one -> bare, more -> [a, b].
+local function aggregate(errs)
+  local seen, msgs = {}, {}
+  for _, e in ipairs(errs) do
+    local m = tostring(e)
+    if not seen[m] then seen[m] = true msgs[#msgs + 1] = m end
+  end
+  if #msgs == 1 then return errs[1] end
+  local kind = errs[1].kind
+  for _, e in ipairs(errs) do if e.kind ~= kind then kind = nil end end
+  return wire.error("[" .. concat(msgs, ", ") .. "]", { errors = errs, kind = kind })
+end
+
+-- hashicorp/go-multierror's text; nil when errs is empty.
+local function multierror(errs)
+  if #errs == 0 then return nil end
+  local lines = {}
+  for i, e in ipairs(errs) do lines[i] = "\t* " .. tostring(e) end
+  local head = #errs == 1 and "1 error occurred:" or (#errs .. " errors occurred:")
+  return wire.error(head .. "\n" .. concat(lines, "\n") .. "\n\n", { errors = errs })
+end
+
+-- Up to 4 attempts. work(errs) returns true, value (done), false, err
+-- (fatal) or nothing (retriable; it appended to errs). Sleeps i*i seconds
+-- through boskos.sleep between attempts.
+local function retry(work)
+  local errs = {}
+  for i = 1, 4 do
+    local done, value = work(errs)
+    if done == true then return value end
+    if done == false then return nil, value end
+    if i < 4 then M.sleep(i * i) end
+  end
+  return nil, aggregate(errs)
+end
+
+---------------------------------------------------------------------------
+-- Memory storage (storage.NewMemoryStorage): name -> resource.
+
+local MemoryStorage = { __name = "boskos.memory_storage" }
+MemoryStorage.__index = MemoryStorage
+
+function M.memory_storage()
+  return setmetatable({ items = {} }, MemoryStorage)
+end
+
+-- storage:add(r) -> true, or nil, err when the name is already there
+function MemoryStorage:add(r)
+  if self.items[r.name] then return nil, wire.error("resource " .. r.name .. " already exists") end
+  self.items[r.name] = r
+  return true
+end
+
+-- storage:delete(name) -> true, or nil, err
+function MemoryStorage:delete(name)
+  if not self.items[name] then return nil, wire.error("cannot find item " .. name) end
+  self.items[name] = nil
+  return true
+end
+
+-- storage:update(r) -> r, or nil, err
+function MemoryStorage:update(r)
+  if not self.items[r.name] then return nil, wire.error("cannot find item " .. r.name) end
+  self.items[r.name] = r
+  return r
+end
+
+-- storage:get(name) -> r, or nil, err
+function MemoryStorage:get(name)
+  local r = self.items[name]
+  if not r then return nil, wire.error("cannot find item " .. name) end
+  return r
+end
+
+-- storage:list() -> array of resources (sorted by name)
+function MemoryStorage:list()
+  local out = {}
+  for _, r in pairs(self.items) do out[#out + 1] = r end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+-- The store keeps its own copy, as Go stores a Resource by value.
+local function copy_resource(r)
+  local c = {}
+  for k, v in pairs(r) do c[k] = v end
+  if getmetatable(r.userdata) == wire.UserData then
+    c.userdata = wire.userdata(r.userdata._map, r.userdata._null)
+  end
+  return c
+end
+
+---------------------------------------------------------------------------
+-- Contexts (a deadline and a cancel flag; Lua has no goroutines).
+
+local Context = { __name = "boskos.context" }
+Context.__index = Context
+
+function M.background()
+  return setmetatable({}, Context)
+end
+
+-- boskos.context{timeout = seconds or "1m"} -> ctx
+function M.context(opts)
+  opts = check_type(opts, "table", 1, "context", true) or {}
+  for k in pairs(opts) do
+    if k ~= "timeout" then arg_error(1, "context", "unknown field '" .. tostring(k) .. "'") end
+  end
+  local ctx = setmetatable({}, Context)
+  if opts.timeout ~= nil then ctx.deadline = core.monotime() + duration.seconds(opts.timeout, "timeout", 2) end
+  return ctx
+end
+
+function Context:cancel() self.cancelled = true end
+-- ctx:remaining() -> seconds left (0 when ended), or nil without deadline
+function Context:remaining()
+  if self.cancelled then return 0 end
+  if not self.deadline then return nil end
+  return math.max(0, self.deadline - core.monotime())
+end
+function Context:done() return self:remaining() == 0 end
+-- ctx:err() -> nil, "context canceled" or "context deadline exceeded"
+function Context:err()
+  if self.cancelled then return "context canceled" end
+  if self:done() then return "context deadline exceeded" end
+  return nil
+end
+
+---------------------------------------------------------------------------
+-- The client.
+
+local Client = { __name = "boskos.client" }
+Client.__index = Client
+
+local client_fields = {
+  owner = "string", url = "string", username = "string", password_file = "string",
+  distinguish_not_found = "boolean", dialer = "table", storage = "table",
+  timeout = "number", max_body = "number",
+}
+local dialer_fields = { retry_count = "number", retry_sleep = true, timeout = true }
+
+local function check_options(opts)
+  for k, v in pairs(opts) do
+    local want = client_fields[k]
+    if not want then arg_error(1, "client", "unknown field '" .. tostring(k) .. "'") end
+    if type(v) ~= want then arg_error(1, "client", format("field '%s' must be a %s, got %s", k, want, type(v))) end
+  end
+  for k in pairs(opts.dialer or {}) do
+    if not dialer_fields[k] then arg_error(1, "client", "unknown field 'dialer." .. tostring(k) .. "'") end
+  end
+end
+
+local function read_password(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text = f:read("a")
+  f:close()
+  if not text then return nil, path .. ": read failed" end
+  return (text:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+-- The password, read again whenever the file's mtime or size changes.
+-- A file that cannot be read keeps the last good password (as upstream's
+-- secret agent does).
+function Client:_password()
+  local mtime, size = http.stat(self.password_file)
+  if mtime and (mtime ~= self._pw_mtime or size ~= self._pw_size) then
+    local pw = read_password(self.password_file)
+    if pw then self._pw, self._pw_mtime, self._pw_size = pw, mtime, size end
+  end
+  return self._pw
+end
+
+-- boskos.client{owner=, url=, username=, password_file=,
+--   distinguish_not_found=, dialer={retry_count=, retry_sleep=, timeout=},
+--   storage=, timeout=, max_body=} -> client, or nil, err
+function M.client(opts)
+  opts = check_type(opts, "table", 1, "client", true) or {}
+  check_options(opts)
+  local d = opts.dialer or {}
+  local c = setmetatable({
+    owner = opts.owner or "",
+    url = opts.url or "http://127.0.0.1:8080",
+    username = opts.username ~= "" and opts.username or nil,
+    password_file = opts.password_file ~= "" and opts.password_file or nil,
+    distinguish_not_found = opts.distinguish_not_found or false,
+    dialer = {
+      retry_count = d.retry_count or 3,
+      retry_sleep = duration.seconds(d.retry_sleep or 10, "dialer.retry_sleep", 2),
+      timeout = duration.seconds(d.timeout or 30, "dialer.timeout", 2),
+    },
+    storage = opts.storage or M.memory_storage(),
+    timeout = opts.timeout or 60,
+    max_body = opts.max_body or 16 * 1024 * 1024,
+  }, Client)
+  if (c.username == nil) ~= (c.password_file == nil) then
+    return nil, wire.error("username and passwordFile must be specified together")
+  end
+  local ok, err = wire.url(c.url, "/", nil)
+  if not ok then return nil, wire.error(err) end
+  if c.password_file then
+    if not c.url:match("^https://") then
+      io.stdout:write("[WARNING] should NOT use password without enabling TLS: '", c.url, "'\n")
+    end
+    local mtime, size = http.stat(c.password_file)
+    local pw, perr = read_password(c.password_file)
+    if not pw then return nil, wire.error("cannot read the password file: " .. tostring(perr)) end
+    c._pw, c._pw_mtime, c._pw_size = pw, mtime, size
+  end
+  c.conn = http.new()
+  return c
+end
+
+local function check_client(self, fname)
+  if getmetatable(self) ~= Client then
+    error(format("bad self to '%s' (boskos.client expected, got %s; call it with ':')", fname, type(self)), 3)
+  end
+  return self
+end
+
+-- One exchange, with the dialer's retries of refused/reset/timed-out
+-- connects. -> status, status_line, body   or   nil, err
+function Client:_send(method, action, params, body)
+  local url, uerr = wire.url(self.url, action, params)
+  if not url then return nil, wire.error(uerr) end
+  local d = self.dialer
+  local req = {
+    method = method, url = url, body = body,
+    content_type = action == "/update" and "application/json" or nil,
+    connect_timeout = d.timeout, timeout = self.timeout, max_body = self.max_body,
+  }
+  if self.username then req.username, req.password = self.username, self:_password() end
+  local tries = math.max(0, d.retry_count or 0) + 1
+  for i = 1, tries do
+    local status, line, resp_body = self.conn:request(req)
+    if status then return status, line, resp_body end
+    if line ~= "connect" or i == tries then return nil, wire.error(resp_body, { kind = line }) end
+    core.sleep(d.retry_sleep)
+  end
+end
+
+-- Sends and classifies the transport failure as retriable (appends to errs).
+local function attempt(self, errs, method, action, params, body)
+  local status, line, resp_body = self:_send(method, action, params, body)
+  if not status then errs[#errs + 1] = line end
+  return status, line, resp_body
+end
+
+local function acquire(self, rtype, state, dest, request_id)
+  local params = { type = rtype, state = state, owner = self.owner, dest = dest }
+  if request_id and request_id ~= "" then params.request_id = request_id end
+  return retry(function(errs)
+    local status, line, body = attempt(self, errs, "POST", "/acquire", params)
+    if not status then return end
+    if status == 200 then
+      local r, err = wire.decode_resource(body)
+      if not r then return false, wire.error(err) end
+      return true, r
+    elseif status == 401 then
+      return false, M.ErrAlreadyInUse
+    elseif status == 404 then
+      if self.distinguish_not_found and body:find(wire.type_not_found_message(rtype), 1, true) then
+        return false, M.ErrTypeNotFound
+      end
+      return false, M.ErrNotFound
+    end
+    errs[#errs + 1] = status_error(line, status)
+  end)
+end
+
+-- c:acquire_with_priority(rtype, state, dest, request_id) -> resource, or nil, err
+function Client:acquire_with_priority(rtype, state, dest, request_id)
+  check_client(self, "acquire_with_priority")
+  check_type(rtype, "string", 1, "acquire_with_priority")
+  check_type(state, "string", 2, "acquire_with_priority")
+  check_type(dest, "string", 3, "acquire_with_priority")
+  check_type(request_id, "string", 4, "acquire_with_priority", true)
+  local r, err = acquire(self, rtype, state, dest, request_id)
+  if not r then return nil, err end
+  self.storage:add(copy_resource(r)) -- a name already stored keeps its old record
+  return r
+end
+
+-- c:acquire(rtype, state, dest) -> resource, or nil, err
+function Client:acquire(rtype, state, dest)
+  check_client(self, "acquire")
+  check_type(rtype, "string", 1, "acquire")
+  check_type(state, "string", 2, "acquire")
+  check_type(dest, "string", 3, "acquire")
+  return self:acquire_with_priority(rtype, state, dest, "")
+end
+
+local function check_context(ctx, n, fname)
+  if ctx ~= nil and getmetatable(ctx) ~= Context then
+    arg_error(n, fname, "boskos.context expected, got " .. type(ctx))
+  end
+end
+
+-- Polls `try` while the answer is not-found or in-use, every
+-- boskos.poll_interval seconds, until ctx ends (then that error).
+local function wait_loop(ctx, try)
+  if ctx == nil then return nil, M.ErrContextRequired end
+  while true do
+    local r, err = try()
+    if r ~= nil then return r end
+    if err ~= M.ErrNotFound and err ~= M.ErrAlreadyInUse then return nil, err end
+    local left, pause = ctx:remaining(), M.poll_interval
+    if left == 0 then return nil, err end
+    if left and left <= pause then
+      core.sleep(left)
+      return nil, err
+    end
+    core.sleep(pause)
+  end
+end
+
+-- c:acquire_wait_with_priority(ctx, rtype, state, dest, request_id) -> resource, or nil, err
+function Client:acquire_wait_with_priority(ctx, rtype, state, dest, request_id)
+  check_client(self, "acquire_wait_with_priority")
+  check_context(ctx, 1, "acquire_wait_with_priority")
+  check_type(rtype, "string", 2, "acquire_wait_with_priority")
+  check_type(state, "string", 3, "acquire_wait_with_priority")
+  check_type(dest, "string", 4, "acquire_wait_with_priority")
+  check_type(request_id, "string", 5, "acquire_wait_with_priority", true)
+  return wait_loop(ctx, function()
+    return self:acquire_with_priority(rtype, state, dest, request_id)
+  end)
+end
+
+-- c:acquire_wait(ctx, rtype, state, dest) -> resource, or nil, err
+-- One random request id for the whole wait keeps this caller's place in line.
+function Client:acquire_wait(ctx, rtype, state, dest)
+  check_client(self, "acquire_wait")
+  check_context(ctx, 1, "acquire_wait")
+  check_type(rtype, "string", 2, "acquire_wait")
+  check_type(state, "string", 3, "acquire_wait")
+  check_type(dest, "string", 4, "acquire_wait")
+  return self:acquire_wait_with_priority(ctx, rtype, state, dest, core.uuid4())
+end
+
+local function acquire_by_state(self, state, dest, names)
+  local params = { state = state, dest = dest, names = concat(names, ","), owner = self.owner }
+  return retry(function(errs)
+    local status, line, body = attempt(self, errs, "POST", "/acquirebystate", params)
+    if not status then return end
+    if status == 200 then
+      local list, err = wire.decode_resources(body)
+      if not list then return false, wire.error(err) end
+      return true, list
+    elseif status == 401 then
+      return false, M.ErrAlreadyInUse
+    elseif status == 404 then
+      return false, M.ErrNotFound
+    end
+    errs[#errs + 1] = status_error(line, status)
+  end)
+end
+
+-- c:acquire_by_state(state, dest, names) -> array of resources, or nil, err
+function Client:acquire_by_state(state, dest, names)
+  check_client(self, "acquire_by_state")
+  check_type(state, "string", 1, "acquire_by_state")
+  check_type(dest, "string", 2, "acquire_by_state")
+  check_string_list(names, 3, "acquire_by_state")
+  local list, err = acquire_by_state(self, state, dest, names)
+  if not list then return nil, err end
+  for _, r in ipairs(list) do self.storage:add(copy_resource(r)) end
+  return list
+end
+
+-- c:acquire_by_state_wait(ctx, state, dest, names) -> array, or nil, err
+function Client:acquire_by_state_wait(ctx, state, dest, names)
+  check_client(self, "acquire_by_state_wait")
+  check_context(ctx, 1, "acquire_by_state_wait")
+  check_type(state, "string", 2, "acquire_by_state_wait")
+  check_type(dest, "string", 3, "acquire_by_state_wait")
+  check_string_list(names, 4, "acquire_by_state_wait")
+  return wait_loop(ctx, function() return self:acquire_by_state(state, dest, names) end)
+end
+
+-- c:release(name, dest) -> true, or nil, err (every non-200 is retried)
+function Client:release(name, dest)
+  check_client(self, "release")
+  check_type(name, "string", 1, "release")
+  check_type(dest, "string", 2, "release")
+  local params = { name = name, dest = dest, owner = self.owner }
+  local suffix = { word = "statusCode", tail = " releasing " .. name }
+  return retry(function(errs)
+    local status, line = attempt(self, errs, "POST", "/release", params)
+    if not status then return end
+    if status == 200 then return true, true end
+    errs[#errs + 1] = status_error(line, status, suffix)
+  end)
+end
+
+local function userdata_body(ud)
+  if ud == nil then return nil end
+  return wire.encode_userdata(ud) .. "\n"
+end
+
+local function check_userdata(ud, n, fname)
+  if ud ~= nil and type(ud) ~= "table" then
+    arg_error(n, fname, "boskos.userdata or table expected, got " .. type(ud))
+  end
+end
+
+-- c:update(name, state, userdata) -> true, or nil, err (every non-200 is retried)
+function Client:update(name, state, ud)
+  check_client(self, "update")
+  check_type(name, "string", 1, "update")
+  check_type(state, "string", 2, "update")
+  check_userdata(ud, 3, "update")
+  local params = { name = name, owner = self.owner, state = state }
+  local body = userdata_body(ud)
+  local suffix = { word = "status code", tail = " updating " .. name }
+  return retry(function(errs)
+    local status, line = attempt(self, errs, "POST", "/update", params, body)
+    if not status then return end
+    if status == 200 then return true, true end
+    errs[#errs + 1] = status_error(line, status, suffix)
+  end)
+end
+
+-- A decoded JSON object as a map of values of Lua type `want`.
+local function map_of(v, want, what)
+  if v == nil or v == wire.null then return {} end
+  if type(v) ~= "table" or v[1] ~= nil then return nil, "json: cannot unmarshal into " .. what end
+  local out = {}
+  for k, val in pairs(v) do
+    local got = val
+    if want == "integer" then got = type(val) == "number" and math.tointeger(val) or nil end
+    if got == nil or (want == "string" and type(got) ~= "string") then
+      return nil, format("json: cannot unmarshal %s value of key %q into %s", type(val), k, what)
+    end
+    out[k] = got
+  end
+  return out
+end
+
+-- c:reset(rtype, state, expire, dest) -> {[name] = previous owner}, or nil, err
+-- expire: seconds or a Go duration string ("30m").
+function Client:reset(rtype, state, expire, dest)
+  check_client(self, "reset")
+  check_type(rtype, "string", 1, "reset")
+  check_type(state, "string", 2, "reset")
+  if type(expire) ~= "number" and type(expire) ~= "string" then
+    arg_error(3, "reset", "number or duration string expected, got " .. type(expire))
+  end
+  check_type(dest, "string", 4, "reset")
+  local secs = duration.seconds(expire, "bad argument #3 to 'reset'", 2)
+  local params = { type = rtype, state = state, expire = duration.format(secs), dest = dest }
+  return retry(function(errs)
+    local status, line, body = attempt(self, errs, "POST", "/reset", params)
+    if not status then return end
+    if status ~= 200 then errs[#errs + 1] = status_error(line, status) return end
+    local v, err = wire.decode_json(body)
+    local map
+    if v ~= nil then map, err = map_of(v, "string", "map[string]string") end
+    if not map then return false, wire.error(err) end
+    return true, map
+  end)
+end
+
+local function decode_metric(body)
+  local v, err = wire.decode_json(body)
+  if v == nil then return nil, err end
+  if type(v) ~= "table" or v[1] ~= nil then return nil, "json: cannot unmarshal into common.Metric" end
+  local m = { type = v.type, current = {}, owners = {} }
+  if m.type == wire.null or m.type == nil then m.type = "" end
+  if type(m.type) ~= "string" then return nil, "json: Metric.type is not a string" end
+  for key, field in pairs({ current = "current", owner = "owners" }) do
+    local sub = v[key]
+    if sub ~= nil and sub ~= wire.null then
+      local map, e = map_of(sub, "integer", "map[string]int")
+      if not map then return nil, e end
+      m[field] = map
+    end
+  end
+  return m
+end
+
+-- c:metric(rtype) -> {type=, current={[state]=n}, owners={[owner]=n}}, or nil, err
+function Client:metric(rtype)
+  check_client(self, "metric")
+  check_type(rtype, "string", 1, "metric")
+  return retry(function(errs)
+    local status, line, body = attempt(self, errs, "GET", "/metric", { type = rtype })
+    if not status then return end
+    if status ~= 200 then errs[#errs + 1] = status_error(line, status) return end
+    local m, err = decode_metric(body)
+    if not m then return false, wire.error(err) end
+    return true, m
+  end)
+end
+
+-- c:list{type=, state=, owner=} -> array of resources (bosk server's
+-- GET /resources extension), or nil, err
+function Client:list(filter)
+  check_client(self, "list")
+  filter = check_type(filter, "table", 1, "list", true) or {}
+  local params = {}
+  for k, v in pairs(filter) do
+    if k ~= "type" and k ~= "state" and k ~= "owner" then
+      arg_error(1, "list", "unknown field '" .. tostring(k) .. "'")
+    end
+    params[k] = check_type(v, "string", 1, "list")
+  end
+  local unsupported = wire.error(format(
+    "the server at %s does not support listing resources (GET /resources)", self.url))
+  return retry(function(errs)
+    local status, line, body = attempt(self, errs, "GET", "/resources", params)
+    if not status then return end
+    if status == 404 or (status == 200 and not body:find("^%s*[%[n]")) then return false, unsupported end
+    if status ~= 200 then errs[#errs + 1] = status_error(line, status) return end
+    local list, err = wire.decode_resources(body)
+    if not list then return false, wire.error(err) end
+    return true, list
+  end)
+end
+
+-- c:release_one(name, dest) -> true, or nil, err. The local record goes
+-- first, even when the server call then fails (as upstream).
+function Client:release_one(name, dest)
+  check_client(self, "release_one")
+  check_type(name, "string", 1, "release_one")
+  check_type(dest, "string", 2, "release_one")
+  if not self.storage:get(name) then return nil, wire.error("no resource name " .. name) end
+  self.storage:delete(name)
+  return self:release(name, dest)
+end
+
+local function held(self)
+  local list, err = self.storage:list()
+  if not list then return nil, err end
+  return list
+end
+
+-- c:release_all(dest) -> true, or nil, err (every failure, collected)
+function Client:release_all(dest)
+  check_client(self, "release_all")
+  check_type(dest, "string", 1, "release_all")
+  local list, lerr = held(self)
+  if not list then return nil, lerr end
+  if #list == 0 then return nil, wire.error("no holding resource") end
+  local errs = {}
+  for _, r in ipairs(list) do
+    self.storage:delete(r.name)
+    local ok, err = self:release(r.name, dest)
+    if not ok then errs[#errs + 1] = err end
+  end
+  local err = multierror(errs)
+  if err then return nil, err end
+  return true
+end
+
+-- The local record after a successful update: new state, merged user data.
+local function update_local(self, r, state, ud)
+  r.state = state
+  if ud ~= nil then
+    if r.userdata == nil then r.userdata = wire.userdata(ud) else r.userdata:update(ud) end
+  end
+  return self.storage:update(r)
+end
+
+-- c:update_one(name, state, userdata) -> true, or nil, err
+function Client:update_one(name, state, ud)
+  check_client(self, "update_one")
+  check_type(name, "string", 1, "update_one")
+  check_type(state, "string", 2, "update_one")
+  check_userdata(ud, 3, "update_one")
+  local r = self.storage:get(name)
+  if not r then return nil, wire.error("no resource name " .. name) end
+  local ok, err = self:update(name, state, ud)
+  if not ok then return nil, err end
+  local _, serr = update_local(self, r, state, ud)
+  if serr then return nil, serr end
+  return true
+end
+
+-- Updates every held resource to state(r); collects the failures.
+local function update_each(self, state_of)
+  local list, lerr = held(self)
+  if not list then return nil, lerr end
+  local errs = {}
+  for _, r in ipairs(list) do
+    local ok, err = self:update(r.name, state_of(r), nil)
+    if ok then _, err = update_local(self, r, state_of(r), nil) end
+    if err then errs[#errs + 1] = err end
+  end
+  local err = multierror(errs)
+  if err then return nil, err end
+  return true
+end
+
+-- c:update_all(state) -> true, or nil, err
+function Client:update_all(state)
+  check_client(self, "update_all")
+  check_type(state, "string", 1, "update_all")
+  local list, lerr = held(self)
+  if not list then return nil, lerr end
+  if #list == 0 then return nil, wire.error("no holding resource") end
+  return update_each(self, function() return state end)
+end
+
+-- c:sync_all() -> true, or nil, err: the heartbeat, each held resource
+-- updated to its local state; nothing held is success without a request.
+function Client:sync_all()
+  check_client(self, "sync_all")
+  return update_each(self, function(r) return r.state end)
+end
+
+-- c:has_resource() -> boolean
+function Client:has_resource()
+  check_client(self, "has_resource")
+  local list = self.storage:list()
+  return list ~= nil and #list > 0
+end
+
+-- c:close(): drops the connection; later calls raise.
+function Client:close()
+  check_client(self, "close")
+  self.conn:close()
+end
+Client.__close = Client.close
+
+function Client:__tostring()
+  return format("boskos.client (%s as %q)", self.url, self.owner)
+end
+
+return M
