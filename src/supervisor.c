@@ -228,13 +228,24 @@ static void child_reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* In a worker whose supervisor died (PR_SET_PDEATHSIG): take the whole
+ * group down, programs started by the cleaning included. */
+static void worker_orphaned(int signum)
+{
+    killpg(0, SIGKILL);
+    _exit(128 + signum);
+}
+
 /* In the worker: runs fn(arg) from the stack (indexes 1 and 2), writes the
  * string it returns (or "F" and the error) to fd, and exits. */
 static void child_main(lua_State *L, int fd)
 {
     setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);   /* a killed supervisor takes its workers along */
     child_reset_signals();
+    signal(SIGUSR2, worker_orphaned);
+    prctl(PR_SET_PDEATHSIG, SIGUSR2);   /* a killed supervisor takes its workers along */
+    if (getppid() == 1)
+        worker_orphaned(SIGUSR2);
     exec_enter_worker();
     lua_pushcfunction(L, traceback);
     lua_pushvalue(L, 1);

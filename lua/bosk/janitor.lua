@@ -377,6 +377,7 @@ function Sup:reap(r)
 end
 
 function Sup:run_job(job)
+  if self.stopping then return end
   if job.running then
     jlog.warn("scheduled job skipped: previous run still going", { job = job.name })
     return
@@ -417,9 +418,14 @@ end
 
 function Sup:start()
   self:recover()
+  self.schedules = {}
   if not self.opts.once then
-    for _, r in ipairs(self.reg.reapers) do self:every(r.every, function() self:reap(r) end) end
-    for _, job in ipairs(self.reg.jobs) do self:every(job.every, function() self:run_job(job) end) end
+    for _, r in ipairs(self.reg.reapers) do
+      self.schedules[#self.schedules + 1] = loop.timer(r.every, r.every, function() self:reap(r) end)
+    end
+    for _, job in ipairs(self.reg.jobs) do
+      self.schedules[#self.schedules + 1] = loop.timer(job.every, job.every, function() self:run_job(job) end)
+    end
   end
   self:every(self.opts.update_frequency, function() self:heartbeat() end)
   self.signals = {
@@ -439,6 +445,7 @@ function Sup:shutdown(why)
     return
   end
   self.stopping = true
+  for _, t in ipairs(self.schedules or {}) do t:stop() end
   jlog.info("stopping: no new leases; waiting for running cleanings", { signal = why, grace = self.opts.grace })
   loop.timer(self.opts.grace, 0, function()
     self.grace_over = true
@@ -480,6 +487,7 @@ function Sup:run()
   self:start()
   if not self.finished then loop.run() end
   for _, t in ipairs(self.timers) do t:stop() end
+  for _, t in ipairs(self.schedules) do t:stop() end
   for _, s in ipairs(self.signals or {}) do s:stop() end
   loop.close()
   return self.exit_code or 0
