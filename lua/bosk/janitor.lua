@@ -219,7 +219,11 @@ function Sup:recycle(lease, res)
     end
   end
   local ok, kind, msg = self.api:update(res.name, lease.via, { leasedResources = "" })
-  if not ok then jlog.warn("cannot clear leasedResources", { name = res.name, error = msg, kind = kind }) end
+  if not ok then
+    jlog.warn("cannot clear leasedResources", { name = res.name, error = msg, kind = kind })
+  elseif res.userdata and res.userdata.update then
+    res.userdata:update({ leasedResources = "" })   -- clean() sees what the server has
+  end
 end
 
 -- Scheduling ----------------------------------------------------------------

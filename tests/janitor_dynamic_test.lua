@@ -1,0 +1,70 @@
+-- bosk janitor's toBeDeleted -> tombstone policies: the resources a parent
+-- lists in its leasedResources user data are released dirty and the entry
+-- is cleared before the parent is cleaned and released (upstream cleaner).
+local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
+local J = require("janitor")(T)
+local cjson = require "cjson"
+
+local srv = J.server([[
+resources:
+- type: parent
+  state: free
+  names: [parent-1, parent-2]
+- type: child
+  state: free
+  names: [child-1, child-2, child-3]
+]])
+local TYPES = { "parent", "child" }
+
+-- What mason does: children leased, then parked in a state named after the
+-- parent; the parent lists them and is released toBeDeleted.
+local function build(parent, children, listing)
+  for _, c in ipairs(children) do
+    T.eq(J.post(srv, "/acquirebystate?state=free&dest=leased&owner=mason&names=" .. c), 200, "take " .. c)
+    T.eq(J.post(srv, "/release?name=" .. c .. "&dest=" .. parent .. "&owner=mason"), 200, "park " .. c)
+  end
+  T.eq(J.post(srv, "/acquirebystate?state=free&dest=leased&owner=mason&names=" .. parent), 200, "take " .. parent)
+  T.eq(J.post(srv, "/update?name=" .. parent .. "&owner=mason&state=leased",
+              cjson.encode({ leasedResources = listing, other = "kept" })), 200, "user data")
+  T.eq(J.post(srv, "/release?name=" .. parent .. "&dest=toBeDeleted&owner=mason"), 200, "to delete")
+end
+
+T.test("leasedResources are released dirty, the entry cleared, the parent tombstoned", function()
+  J.check_counts(srv, TYPES, function()
+    build("parent-1", { "child-1", "child-2" }, "- child-1\n- child-2\n")
+    build("parent-2", { "child-3" }, '["child-3"]')
+    local dir = T.tmpdir()
+    local p = J.policy(string.format([[
+      janitor.policy{ type = "parent", from = boskos.TO_BE_DELETED, to = boskos.TOMBSTONE,
+        clean = function(res)
+          local f = io.open(%q .. "/" .. res.name, "w")
+          f:write(tostring(res.userdata:get("leasedResources")), "|", tostring(res.userdata:get("other")))
+          f:close()
+          return true
+        end }
+    ]], dir))
+    local _, err, code = J.once(srv, {}, { p })
+    T.eq(code, 0, "exit status; stderr:\n" .. err)
+    T.eq(J.states(srv, "child"), { ["child-1"] = "dirty/-", ["child-2"] = "dirty/-", ["child-3"] = "dirty/-" }, "children")
+    T.eq(J.states(srv, "parent"), { ["parent-1"] = "tombstone/-", ["parent-2"] = "tombstone/-" }, "parents")
+    for _, r in ipairs(J.resources(srv, "parent")) do
+      T.eq(r.userdata, { other = "kept" }, r.name .. " user data")
+      T.eq(T.read_file(dir .. "/" .. r.name), "nil|kept", "clean saw the entry cleared")
+    end
+    T.match(err, 'released leased resource" type=child name=child%-1 .-parent=parent%-1', "log")
+  end)
+end)
+
+T.test("a parent without leasedResources is simply cleaned", function()
+  J.check_counts(srv, TYPES, function()
+    local p0 = J.policy("janitor.policy{ type = 'parent', from = 'tombstone', to = 'toBeDeleted', clean = function() return true end }")
+    T.eq(select(3, J.once(srv, {}, { p0 })), 0, "parents back to toBeDeleted")
+    local p = J.policy("janitor.policy{ type = 'parent', from = 'toBeDeleted', to = 'tombstone', clean = function() return true end }")
+    local _, err, code = J.once(srv, {}, { p })
+    T.eq(code, 0, "exit status; stderr:\n" .. err)
+    T.eq(J.states(srv, "parent"), { ["parent-1"] = "tombstone/-", ["parent-2"] = "tombstone/-" }, "parents")
+    T.eq(J.states(srv, "child"), { ["child-1"] = "dirty/-", ["child-2"] = "dirty/-", ["child-3"] = "dirty/-" }, "children untouched")
+  end)
+end)
+
+srv:stop()
