@@ -24,7 +24,9 @@ run_one() {
   local rc=$?
   echo "# exit $rc after $((SECONDS - start))s" >>"$log"
   if [ $rc -ne 0 ] && ! grep -q '^not ok' "$log"; then
-    echo "not ok - $file exited with status $rc" >>"$log"
+    { echo "not ok - $file exited with status $rc; its last lines:"
+      grep -v '^ok ' "$log" | tail -n 15 | sed 's/^/  | /'; } >>"$log.tail"
+    cat "$log.tail" >>"$log"
   fi
 }
 export -f run_one
