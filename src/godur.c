@@ -101,7 +101,7 @@ static int parse_term(const char *s, size_t n, size_t *pos, uint64_t *total,
     while (*pos < n && s[*pos] != '.' && !(s[*pos] >= '0' && s[*pos] <= '9'))
         (*pos)++;
     if (*pos == ustart)
-        return fail(err, err_len, "missing unit", NULL, 0, s, n);
+        return fail(err, err_len, "missing unit in duration", NULL, 0, s, n);
     uint64_t unit = unit_ns(s + ustart, *pos - ustart);
     if (unit == 0)
         return fail(err, err_len, "unknown unit", s + ustart, *pos - ustart, s, n);

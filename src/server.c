@@ -25,6 +25,7 @@
 typedef struct {
     const char *config_path, *storage, *listen;
     int64_t request_ttl_ns;
+    double sync_period;        /* seconds between re-syncs and request-id GCs */
 } server_opts;
 
 typedef struct {
@@ -153,7 +154,7 @@ static double mono_now(void)
 static void serve(ranch *r, const server_opts *o, const sigset_t *set)
 {
     file_stamp stamp = stamp_of(o->config_path);
-    double next_poll = mono_now() + 1, next_minute = mono_now() + 60;
+    double next_poll = mono_now() + 1, next_minute = mono_now() + o->sync_period;
     struct timespec tick = { 0, 100 * 1000 * 1000 };
     for (;;) {
         int sig = sigtimedwait(set, NULL, &tick);
@@ -177,7 +178,7 @@ static void serve(ranch *r, const server_opts *o, const sigset_t *set)
             }
         }
         if (now >= next_minute) {
-            next_minute = now + 60;
+            next_minute = now + o->sync_period;
             ranch_gc(r);
             resync(r, "periodic");
         }
@@ -261,8 +262,8 @@ static int server_main(const server_opts *o, char *err, size_t n)
     return rc;
 }
 
-/* server.run{config=, storage=, listen=, request_ttl=} (request_ttl in
- * seconds). Blocks until SIGTERM/SIGINT. Returns 0, or nil, message,
+/* server.run{config=, storage=, listen=, request_ttl=, sync_period=}
+ * (durations in seconds; sync_period defaults to a minute). Blocks until SIGTERM/SIGINT. Returns 0, or nil, message,
  * exit status. */
 static int server_run(lua_State *L)
 {
@@ -276,6 +277,8 @@ static int server_run(lua_State *L)
     o.listen = luaL_optstring(L, -1, "127.0.0.1:8080");
     lua_getfield(L, 1, "request_ttl");
     o.request_ttl_ns = (int64_t)(luaL_optnumber(L, -1, 30) * 1e9);
+    lua_getfield(L, 1, "sync_period");
+    o.sync_period = luaL_optnumber(L, -1, 60);
     char err[4096] = "";
     int rc = server_main(&o, err, sizeof err);
     if (rc == 0) {

@@ -11,6 +11,7 @@ local spec = {
   { "listen", help = "HOST:PORT to serve on", default = "127.0.0.1:8080" },
   { "port", kind = "int", help = "serve on 0.0.0.0:PORT (upstream's flag; overrides --listen)" },
   { "request-ttl", kind = "duration", default = 30, help = "how long a request id keeps its place" },
+  { "sync-period", kind = "duration", default = 60, help = "re-sync and request-id GC period" },
   { "log-level", help = "accepted for compatibility; ignored" },
   { "namespace", help = "accepted for compatibility; ignored" },
   { "in_memory", kind = "bool", help = "accepted for compatibility; ignored" },
@@ -37,10 +38,11 @@ function M.main(args)
   if #rest > 0 then return usage_error(args, "unexpected argument: " .. rest[1]) end
   if opts.port then opts.listen = "0.0.0.0:" .. opts.port end
   if opts.request_ttl <= 0 then return usage_error(args, "--request-ttl must be positive") end
+  if opts.sync_period <= 0 then return usage_error(args, "--sync-period must be positive") end
   local server = require "bosk.server"
   local ok, err, code = server.run{
     config = opts.config, storage = opts.storage, listen = opts.listen,
-    request_ttl = opts.request_ttl,
+    request_ttl = opts.request_ttl, sync_period = opts.sync_period,
   }
   if ok == nil then
     io.stderr:write("bosk server: ", err, "\n")

@@ -1,0 +1,64 @@
+-- Helpers for the bosk server tests: query building, POST/GET shortcuts
+-- over the curl CLI (T.http), and JSON decoding with cjson.
+local cjson = require "cjson"
+local S = {}
+
+local function escape(s)
+  return (tostring(s):gsub("[^%w%-_%.~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+S.escape = escape
+
+-- S.query{k = v, ...} -> "?k=v&..." with sorted keys (as the Go client sends).
+function S.query(params)
+  local keys = {}
+  for k in pairs(params or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = escape(k) .. "=" .. escape(params[k]) end
+  return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
+end
+
+function S.new(T, srv)
+  local c = {}
+  function c.post(path, params, body, extra)
+    return T.http("POST", srv.url .. path .. S.query(params), body, extra)
+  end
+  function c.get(path, params, extra)
+    return T.http("GET", srv.url .. path .. S.query(params), nil, extra)
+  end
+  -- list(filters) -> array of resources (decoded)
+  function c.list(filters)
+    local status, body = c.get("/resources", filters)
+    assert(status == 200, "GET /resources: " .. tostring(status) .. " " .. body)
+    return cjson.decode(body)
+  end
+  function c.by_name(filters)
+    local out = {}
+    for _, r in ipairs(c.list(filters)) do out[r.name] = r end
+    return out
+  end
+  function c.acquire(type, state, dest, owner, rid)
+    return c.post("/acquire", { type = type, state = state, dest = dest, owner = owner, request_id = rid })
+  end
+  function c.release(name, dest, owner)
+    return c.post("/release", { name = name, dest = dest, owner = owner })
+  end
+  return c
+end
+
+function S.decode(s) return cjson.decode(s) end
+
+-- A resource JSON's lastupdate replaced by T, for exact comparisons.
+function S.mask_times(s)
+  return (s:gsub('"(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ)"', '"T"'))
+end
+
+function S.header(headers, name)
+  for line in headers:gmatch("[^\r\n]+") do
+    local k, v = line:match("^([^:]+):%s*(.*)$")
+    if k and k:lower() == name:lower() then return v end
+  end
+  return nil
+end
+
+return S
