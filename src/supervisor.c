@@ -247,6 +247,9 @@ static void child_main(lua_State *L, int fd)
     if (getppid() == 1)
         worker_orphaned(SIGUSR2);
     exec_enter_worker();
+    /* The collector would touch (and so copy) most of the parent's heap;
+     * a worker is short-lived, so it just keeps what it allocates. */
+    lua_gc(L, LUA_GCSTOP);
     lua_pushcfunction(L, traceback);
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
