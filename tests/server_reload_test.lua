@@ -1,0 +1,47 @@
+-- bosk server: config reload on SIGHUP and on file change (PROTOCOL.md
+-- §3.7): added names appear, removed names go once unowned, a bad file
+-- keeps the old config.
+local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
+local S = require "server"
+
+local function names_of(c, filters)
+  local out = {}
+  for _, r in ipairs(c.list(filters or {})) do out[#out + 1] = r.name end
+  table.sort(out)
+  return table.concat(out, ",")
+end
+
+T.test("SIGHUP: add, remove when unowned, type change", function()
+  local srv = T.start_server{ config = "resources:\n- type: t\n  state: dirty\n  names: [a, b, e]\n" }
+  local c = S.new(T, srv)
+  T.eq(names_of(c), "a,b,e", "initial")
+  T.eq(c.post("/acquirebystate", { state = "dirty", dest = "busy", owner = "o", names = "a" }), 200, "hold a")
+  T.eq(c.post("/update", { name = "b", owner = "", state = "dirty" }), 400, "sanity: owner required")
+  T.write_file(srv.config, "resources:\n- type: t\n  state: free\n  names: [b, c]\n- type: u\n  names: [e]\n")
+  srv.proc:kill("HUP")
+  T.wait_until(function() return names_of(c) == "a,b,c,e" end, 8, "c added, a kept while owned")
+  local by = c.by_name{}
+  T.eq(by.c.state, "free", "new name in the entry's state")
+  T.eq(by.b.state, "dirty", "existing name keeps its state")
+  T.eq(by.e.type, "u", "e moved to type u")
+  T.eq(c.release("a", "free", "o"), 200, "release a")
+  T.wait_until(function() return names_of(c) == "b,c,e" end, 8, "a deleted once released")
+  T.contains(srv.proc:output(), "reloading", "logged")
+  srv:stop()
+end)
+
+T.test("file change triggers a reload; a bad file keeps the old config", function()
+  local srv = T.start_server{ config = "resources:\n- type: t\n  names: [a]\n" }
+  local c = S.new(T, srv)
+  T.write_file(srv.config, "resources:\n- type: t\n  names: [a, bb]\n")
+  T.wait_until(function() return names_of(c) == "a,bb" end, 8, "picked up without a signal")
+  T.write_file(srv.config, "resources:\n- type: t\n  names: [a, NOPE]\n")
+  T.wait_until(function() return srv.proc:output():find("reload failed", 1, true) end, 8, "failure logged")
+  T.contains(srv.proc:output(), "NOPE", "names the bad name")
+  T.eq(names_of(c), "a,bb", "old config kept")
+  T.write_file(srv.config, "resources:\n- type: t\n  names: [a]\n")
+  T.wait_until(function() return names_of(c) == "a" end, 8, "good config applied again")
+  T.eq(srv:stop(), 0, "clean stop")
+end)
+
+T.cleanup()
