@@ -15,6 +15,13 @@ struct transport {
     const dl_curl_api *curl;
     CURL *easy;
     char errbuf[CURL_ERROR_SIZE];
+    char noproxy[1024];
+    /* Header lists are built once per Content-Type and kept: most requests
+     * reuse the previous one. */
+    struct curl_slist *plain_headers;   /* no Content-Type */
+    struct curl_slist *typed_headers;   /* with typed_for's Content-Type */
+    char typed_for[200];
+    int had_auth, had_custom;
 };
 
 /* What the callbacks fill in during one transport_perform. */
@@ -25,6 +32,8 @@ typedef struct {
     int too_large;
     int oom;
 } exchange;
+
+static void set_fixed_options(transport *t);
 
 transport *transport_new(char *err, size_t err_len)
 {
@@ -43,6 +52,7 @@ transport *transport_new(char *err, size_t err_len)
         snprintf(err, err_len, "transport: curl_easy_init failed");
         return NULL;
     }
+    set_fixed_options(t);
     return t;
 }
 
@@ -51,6 +61,8 @@ void transport_free(transport *t)
     if (t == NULL)
         return;
     t->curl->easy_cleanup(t->easy);
+    t->curl->slist_free_all(t->plain_headers);
+    t->curl->slist_free_all(t->typed_headers);
     free(t);
 }
 
@@ -143,32 +155,18 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     return x->too_large ? 0 : len;
 }
 
-/* Go's loopback rule: never send 127.0.0.1/localhost through a proxy. */
-static void set_noproxy(transport *t, char *buf, size_t buf_len)
-{
-    const char *env = getenv("NO_PROXY");
-    if (env == NULL || *env == '\0')
-        env = getenv("no_proxy");
-    snprintf(buf, buf_len, "localhost,127.0.0.1,::1%s%s",
-             env && *env ? "," : "", env && *env ? env : "");
-    t->curl->easy_setopt(t->easy, CURLOPT_NOPROXY, buf);
-}
-
-static struct curl_slist *build_headers(transport *t, const transport_request *req,
-                                        char *ctype, size_t ctype_len)
+/* A header list: no Expect (Go never waits for 100-continue), no Accept,
+ * and Content-Type only when asked (libcurl would add a form type). */
+static struct curl_slist *build_headers(transport *t, const char *content_type)
 {
     const dl_curl_api *c = t->curl;
+    char ctype[256];
     struct curl_slist *h = c->slist_append(NULL, "Expect:");
-    if (h == NULL)
-        return NULL;
-    struct curl_slist *next = c->slist_append(h, "Accept:");
-    if (next == NULL)
+    if (h == NULL || c->slist_append(h, "Accept:") == NULL)
         goto fail;
-    if (req->content_type)
-        snprintf(ctype, ctype_len, "Content-Type: %s", req->content_type);
-    else
-        snprintf(ctype, ctype_len, "Content-Type:");
-    if ((next = c->slist_append(h, ctype)) == NULL)
+    snprintf(ctype, sizeof ctype, "Content-Type:%s%s", content_type ? " " : "",
+             content_type ? content_type : "");
+    if (c->slist_append(h, ctype) == NULL)
         goto fail;
     return h;
 fail:
@@ -176,42 +174,82 @@ fail:
     return NULL;
 }
 
-static void set_method(transport *t, const transport_request *req)
+/* The cached header list for this Content-Type, or NULL when out of memory. */
+static struct curl_slist *headers_for(transport *t, const char *content_type)
 {
-    const dl_curl_api *c = t->curl;
-    CURL *e = t->easy;
-    const char *method = req->method ? req->method : "GET";
-    int is_get = strcmp(method, "GET") == 0;
-    c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-    c->easy_setopt(e, CURLOPT_NOBODY, 0L);
-    if (is_get && req->body == NULL) {
-        c->easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(method, "HEAD") == 0) {
-        c->easy_setopt(e, CURLOPT_NOBODY, 1L);
-    } else {
-        /* POSTFIELDS with an explicit size: Content-Length always sent, 0 when no body. */
-        c->easy_setopt(e, CURLOPT_POST, 1L);
-        c->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
-        c->easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-        if (strcmp(method, "POST") != 0)
-            c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (content_type == NULL) {
+        if (t->plain_headers == NULL)
+            t->plain_headers = build_headers(t, NULL);
+        return t->plain_headers;
     }
+    if (t->typed_headers && strcmp(t->typed_for, content_type) == 0)
+        return t->typed_headers;
+    if (strlen(content_type) >= sizeof t->typed_for)
+        return NULL;
+    struct curl_slist *h = build_headers(t, content_type);
+    if (h == NULL)
+        return NULL;
+    t->curl->slist_free_all(t->typed_headers);
+    t->typed_headers = h;
+    snprintf(t->typed_for, sizeof t->typed_for, "%s", content_type);
+    return h;
 }
 
-static void set_options(transport *t, const transport_request *req, exchange *x,
-                        struct curl_slist *headers, char *noproxy, size_t noproxy_len)
+/* Options that never change for a transport. Go's loopback rule is kept
+ * too: 127.0.0.1 and localhost never go through a proxy. */
+static void set_fixed_options(transport *t)
 {
     const dl_curl_api *c = t->curl;
     CURL *e = t->easy;
-    c->easy_setopt(e, CURLOPT_URL, req->url);
+    const char *env = getenv("NO_PROXY");
+    if (env == NULL || *env == '\0')
+        env = getenv("no_proxy");
+    snprintf(t->noproxy, sizeof t->noproxy, "localhost,127.0.0.1,::1%s%s",
+             env && *env ? "," : "", env && *env ? env : "");
+    c->easy_setopt(e, CURLOPT_NOPROXY, t->noproxy);
     c->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     c->easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     c->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     c->easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     c->easy_setopt(e, CURLOPT_USERAGENT, "bosk");
     c->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    c->easy_setopt(e, CURLOPT_WRITEDATA, x);
     c->easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+}
+
+static void set_method(transport *t, const transport_request *req)
+{
+    const dl_curl_api *c = t->curl;
+    CURL *e = t->easy;
+    const char *method = req->method ? req->method : "GET";
+    if (t->had_custom) {
+        c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+        c->easy_setopt(e, CURLOPT_NOBODY, 0L);
+        t->had_custom = 0;
+    }
+    if (strcmp(method, "GET") == 0 && req->body == NULL) {
+        c->easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(method, "HEAD") == 0) {
+        c->easy_setopt(e, CURLOPT_NOBODY, 1L);
+        t->had_custom = 1;
+    } else {
+        /* POSTFIELDS with an explicit size: Content-Length always sent, 0 when no body. */
+        c->easy_setopt(e, CURLOPT_POST, 1L);
+        c->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+        c->easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        if (strcmp(method, "POST") != 0) {
+            c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+            t->had_custom = 1;
+        }
+    }
+}
+
+static void set_options(transport *t, const transport_request *req, exchange *x,
+                        struct curl_slist *headers)
+{
+    const dl_curl_api *c = t->curl;
+    CURL *e = t->easy;
+    c->easy_setopt(e, CURLOPT_URL, req->url);
+    c->easy_setopt(e, CURLOPT_WRITEDATA, x);
     c->easy_setopt(e, CURLOPT_HEADERDATA, x);
     c->easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     c->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(req->connect_timeout * 1000));
@@ -220,11 +258,12 @@ static void set_options(transport *t, const transport_request *req, exchange *x,
         c->easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         c->easy_setopt(e, CURLOPT_USERNAME, req->username);
         c->easy_setopt(e, CURLOPT_PASSWORD, req->password);
-    } else {
+        t->had_auth = 1;
+    } else if (t->had_auth) {
         c->easy_setopt(e, CURLOPT_USERNAME, (char *)NULL);
         c->easy_setopt(e, CURLOPT_PASSWORD, (char *)NULL);
+        t->had_auth = 0;
     }
-    set_noproxy(t, noproxy, noproxy_len);
     set_method(t, req);
 }
 
@@ -297,20 +336,19 @@ int transport_perform(transport *t, const transport_request *req, transport_resp
 {
     memset(resp, 0, sizeof *resp);
     exchange x = { .resp = resp, .max_body = req->max_body ? req->max_body : (size_t)-1 };
-    char ctype[256], noproxy[1024];
-    struct curl_slist *headers = build_headers(t, req, ctype, sizeof ctype);
+    struct curl_slist *headers = headers_for(t, req->content_type);
     if (headers == NULL) {
         resp->kind = TRANSPORT_INIT;
-        describe(t, req, resp, "out of memory");
+        describe(t, req, resp, "out of memory (or Content-Type too long)");
         return -1;
     }
     t->errbuf[0] = '\0';
-    set_options(t, req, &x, headers, noproxy, sizeof noproxy);
+    set_options(t, req, &x, headers);
     CURLcode rc = t->curl->easy_perform(t->easy);
     int result = finish(t, req, resp, rc, &x);
-    /* The handle must not keep pointers into this call's stack. */
-    t->curl->easy_setopt(t->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    /* The handle must not keep pointers into this call's stack or body. */
+    t->curl->easy_setopt(t->easy, CURLOPT_WRITEDATA, (void *)NULL);
+    t->curl->easy_setopt(t->easy, CURLOPT_HEADERDATA, (void *)NULL);
     t->curl->easy_setopt(t->easy, CURLOPT_POSTFIELDS, (char *)NULL);
-    t->curl->slist_free_all(headers);
     return result;
 }

@@ -30,24 +30,33 @@ end
 wire.utf8_at = utf8_at
 
 -- Go's QueryEscape: A-Za-z0-9 and -_.~ kept, space -> +, the rest %XX.
+local function escape_byte(ch) return format("%%%02X", byte(ch)) end
 local function query_escape(s)
-  return (s:gsub("[^%w%-_%.~ ]", function(ch) return format("%%%02X", byte(ch)) end):gsub(" ", "+"))
+  if not s:find("[^%w%-_%.~]") then return s end -- the common case: nothing to escape
+  return (s:gsub("[^%w%-_%.~ ]", escape_byte):gsub(" ", "+"))
 end
 wire.query_escape = query_escape
 
 -- wire.url(base, action, params) -> URL with base's path replaced by action
 -- and the query built from params (sorted by key, Go QueryEscape); or nil, err.
+local prefixes = setmetatable({}, { __mode = "k" }) -- base URL -> scheme://authority
 function wire.url(base, action, params)
-  local prefix = type(base) == "string" and base:match("^(%a[%w+.-]*://[^/?#]*)")
-  if not prefix or #prefix <= (prefix:find("://", 1, true) + 2) then
-    return nil, format("invalid boskos URL %q: want scheme://host[:port]", tostring(base))
+  local prefix = prefixes[base]
+  if not prefix then
+    prefix = type(base) == "string" and base:match("^(%a[%w+.-]*://[^/?#]*)")
+    if not prefix or #prefix <= (prefix:find("://", 1, true) + 2) then
+      return nil, format("invalid boskos URL %q: want scheme://host[:port]", tostring(base))
+    end
+    prefixes[base] = prefix
   end
-  local keys = {}
-  for k in pairs(params or {}) do keys[#keys + 1] = k end
+  local keys, n = {}, 0
+  for k in pairs(params or {}) do n = n + 1 keys[n] = k end
   sort(keys)
   local parts = {}
-  for i, k in ipairs(keys) do
-    parts[i] = query_escape(k) .. "=" .. query_escape(tostring(params[k]))
+  for i = 1, n do
+    local k = keys[i]
+    local v = params[k]
+    parts[i] = query_escape(k) .. "=" .. query_escape(type(v) == "string" and v or tostring(v))
   end
   if #parts == 0 then return prefix .. action end
   return prefix .. action .. "?" .. concat(parts, "&")
@@ -394,10 +403,14 @@ function wire.decode_resource(v)
     return nil, "json: cannot unmarshal " .. json_type(v) .. " into Go value of type common.Resource"
   end
   local r, err = {}, nil
-  for _, key in ipairs({ "type", "name", "state", "owner" }) do
-    r[key], err = string_field(v, key, "Resource." .. key, "")
-    if err then return nil, err end
-  end
+  r.type, err = string_field(v, "type", "Resource.type", "")
+  if err then return nil, err end
+  r.name, err = string_field(v, "name", "Resource.name", "")
+  if err then return nil, err end
+  r.state, err = string_field(v, "state", "Resource.state", "")
+  if err then return nil, err end
+  r.owner, err = string_field(v, "owner", "Resource.owner", "")
+  if err then return nil, err end
   r.lastupdate, err = string_field(v, "lastupdate", "Resource.lastupdate", nil)
   if err then return nil, err end
   r.expiration_date, err = string_field(v, "expiration-date", "Resource.expiration-date", nil)
