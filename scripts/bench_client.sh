@@ -5,13 +5,15 @@
 #      vs one curl process per request, all against the same server;
 #  (b) startup: `bosk run -e ''` vs `lua5.4 -e ''` (hyperfine).
 # Targets: bosk within 10% of C; bosk >= 10x curl processes; startup <= 2x.
-# Run alone: BOSK=build/bosk scripts/bench_client.sh  (PAIRS=N to change the load)
+# Run alone: BOSK=build/bosk scripts/bench_client.sh  (PAIRS=, ROUNDS=, CURL_PAIRS=)
+# Each rate is the best of ROUNDS interleaved runs: on a shared machine the
+# best run is the one least disturbed by other load.
 set -u
 cd "$(dirname "$0")/.."
 BOSK=${BOSK:-build/bosk}
-PAIRS=${PAIRS:-3000}
+PAIRS=${PAIRS:-2000}
 CURL_PAIRS=${CURL_PAIRS:-150}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 work=$(mktemp -d "${TMPDIR:-/tmp}/bosk-bench.XXXXXX")
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
