@@ -20,6 +20,9 @@ resources:
 - type: other
   state: dirty
   names: [o1]
+- type: ci
+  state: free
+  names: [c1]
 ]]
 
 local server = T.start_server { config = CONFIG }
@@ -239,15 +242,15 @@ T.test("status shows a table of every type with counts per state and owner", fun
   local lines = {}
   for line in o:gmatch("[^\n]+") do lines[#lines + 1] = line end
   T.match(lines[1], "^TYPE%s+TOTAL%s+FREE%s+BUSY%s+DIRTY.*OWNERS$", "header")
-  T.eq(#lines, 5, "header + one row per type")
-  local want = { "hb", "other", "slow", "t" }
+  T.eq(#lines, 6, "header + one row per type")
+  local want = { "ci", "hb", "other", "slow", "t" }
   local col = lines[1]:find("TOTAL", 1, true) + #"TOTAL" - 1
   for i, t in ipairs(want) do
     T.match(lines[i + 1], "^" .. t .. " ", "row " .. i)
     T.match(lines[i + 1]:sub(col, col), "%d", "TOTAL right-aligned in row " .. i)
   end
-  T.match(lines[3], "^other%s+1%s+0%s+0%s+1", "counts of type other")
-  T.match(lines[4], "alice=1", "owners of slow")
+  T.match(lines[4], "^other%s+1%s+0%s+0%s+1", "counts of type other")
+  T.match(lines[5], "alice=1", "owners of slow")
 end)
 
 T.test("status --json prints one Metric object per type; --type filters", function()
@@ -318,14 +321,14 @@ T.test("config/examples/ci-lease.sh leases, heartbeats, runs the job, releases",
     'printf %s "$BOSKOS_RESOURCE_JSON" > "$1/json"',
     'sleep 0.8',
     'exit 3', "" }, "\n"))
-  local cmd = string.format("BOSK=%s BOSKOS_URL=%s BOSKOS_OWNER=ci-job HEARTBEAT_PERIOD=200ms LEASE_WAIT=5s sh %s t sh %s %s 2>%s/err; echo $?",
+  local cmd = string.format("BOSK=%s BOSKOS_URL=%s BOSKOS_OWNER=ci-job HEARTBEAT_PERIOD=200ms LEASE_WAIT=5s sh %s ci sh %s %s 2>%s/err; echo $?",
     T.shell_quote(T.bosk), T.shell_quote(server.url), T.shell_quote(script), T.shell_quote(job),
     T.shell_quote(dir), T.shell_quote(dir))
   local code = tonumber((T.sh("timeout -k 2 60 sh -c " .. T.shell_quote(cmd))))
   local log = T.read_file(dir .. "/err") or ""
   T.eq(code, 3, "the job's exit status passes through; log:\n" .. log)
   local name = (T.read_file(dir .. "/name") or ""):gsub("%s+$", "")
-  T.match(name, "^t[12]$", "the job saw the resource name")
+  T.eq(name, "c1", "the job saw the resource name")
   T.eq(cjson.decode(T.read_file(dir .. "/json")).owner, "ci-job", "the job saw the resource JSON")
   T.contains(log, 'heartbeat sent for resource "' .. name .. '"', "heartbeats ran")
   T.contains(log, 'released resource "' .. name .. '"', "released")
