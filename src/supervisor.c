@@ -3,18 +3,19 @@
  *
  *   loop.timer(after, every, fn) -> handle   (every = 0: fires once)
  *   loop.signal("TERM"|"INT"|"HUP", fn) -> handle
- *   loop.fork(fn, arg, on_done) -> pid       (a worker process)
- *   loop.kill(pid[, signal])                 (the worker's whole group)
+ *   loop.zygote(handler)                     (the worker factory, worker.h)
+ *   loop.spawn(key, payload, on_done) -> id  (a worker process)
+ *   loop.kill(id)                            (the worker's whole group)
  *   loop.http(request, cb)                   (off the loop thread)
  *   loop.run() / loop.stop() / loop.close()
  *   handle:stop()
  *
  * Every decision is made in lua/bosk/janitor.lua; this file only connects
  * Lua to the OS. Callbacks call Lua through lua_pcall with a traceback
- * handler and never raise. Workers are forked children that already hold
- * the policies: each runs one Lua function in its own process group and
- * writes its report to a pipe; SIGCHLD (a uv_signal) triggers a WNOHANG
- * check of each known worker. HTTP exchanges run on libuv's thread pool,
+ * handler and never raise. Workers are forked by a small zygote process
+ * (worker.c) that already holds the policies: each runs one Lua function in
+ * its own process group and sends its report over the zygote's socket,
+ * watched here with a uv_poll. HTTP exchanges run on libuv's thread pool,
  * each on a transport taken from a small pool, so a slow server never
  * blocks a timer, a signal or the reaping of a worker. */
 #include <errno.h>
@@ -25,24 +26,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 #include <lauxlib.h>
-#include "exec.h"
 #include "janitor_metrics.h"
 #include "modules.h"
 #include "transport.h"
+#include "worker.h"
 
 #define HANDLE_META "bosk.loop.handle"
-#define REPORT_MAX 65536
 #define HTTP_MAX_BODY ((size_t)16 << 20)
 
 typedef struct worker {
-    pid_t pid;
-    int fd;                 /* read end of the report pipe */
+    uint32_t id;
+    pid_t pid;              /* 0 until the zygote says it started */
     int done_ref;           /* Lua on_done callback */
+    char *report;           /* what the worker sent, NULL if nothing */
+    size_t report_len;
     struct worker *next;
 } worker;
 
@@ -71,13 +72,16 @@ typedef struct {
 static struct {
     lua_State *L;           /* the thread that runs loop.run */
     uv_loop_t *loop;
-    uv_signal_t sigchld;
-    int started;
+    int zfd;                /* socket to the zygote, -1 when down */
+    pid_t zpid;
+    uv_poll_t zpoll;
+    int handler_ref;        /* what workers run */
+    uint32_t next_id;
     worker *workers;
     pthread_mutex_t pool_lock;
     transport *pool[64];
     int pool_len;
-} S = { .pool_lock = PTHREAD_MUTEX_INITIALIZER };
+} S = { .pool_lock = PTHREAD_MUTEX_INITIALIZER, .zfd = -1, .handler_ref = LUA_NOREF };
 
 static int traceback(lua_State *L)
 {
@@ -216,210 +220,177 @@ static int handle_stop(lua_State *L)
     return 0;
 }
 
-/* ---- workers ---- */
+/* ---- workers (forked by the zygote, worker.c) ---- */
 
-static void child_reset_signals(void)
+static worker *find_worker(uint32_t id, worker ***link)
 {
-    for (int s = 1; s < 32; s++)
-        if (s != SIGKILL && s != SIGSTOP)
-            signal(s, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (worker **p = &S.workers; *p != NULL; p = &(*p)->next) {
+        if ((*p)->id == id) {
+            if (link)
+                *link = p;
+            return *p;
+        }
+    }
+    return NULL;
 }
 
-/* In a worker whose supervisor died (PR_SET_PDEATHSIG): take the whole
- * group down, programs started by the cleaning included. */
-static void worker_orphaned(int signum)
-{
-    killpg(0, SIGKILL);
-    _exit(128 + signum);
-}
-
-/* In the worker: runs fn(arg) from the stack (indexes 1 and 2), writes the
- * string it returns (or "F" and the error) to fd, and exits. */
-static void child_main(lua_State *L, int fd)
-{
-    setpgid(0, 0);
-    child_reset_signals();
-    signal(SIGUSR2, worker_orphaned);
-    prctl(PR_SET_PDEATHSIG, SIGUSR2);   /* a killed supervisor takes its workers along */
-    if (getppid() == 1)
-        worker_orphaned(SIGUSR2);
-    exec_enter_worker();
-    /* The collector would touch (and so copy) most of the parent's heap;
-     * a worker is short-lived, so it just keeps what it allocates. */
-    lua_gc(L, LUA_GCSTOP);
-    lua_pushcfunction(L, traceback);
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    size_t len = 0;
-    const char *report;
-    if (lua_pcall(L, 1, 1, -3) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) {
-        report = lua_tolstring(L, -1, &len);
-    } else {
-        report = lua_pushfstring(L, "F%s", lua_isstring(L, -1) ? lua_tostring(L, -1)
-                                              : "worker function returned no report");
-        len = strlen(report);
-    }
-    if (len > REPORT_MAX - 1)
-        len = REPORT_MAX - 1;
-    while (len > 0) {
-        ssize_t n = write(fd, report, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        report += n;
-        len -= (size_t)n;
-    }
-    fflush(NULL);
-    _exit(0);
-}
-
-/* loop.fork(fn, arg, on_done) -> pid
- * Runs fn(arg) in a forked worker, in its own process group. fn returns a
- * report string. on_done(report|nil, exit_code|nil, signal|nil) runs on the
- * loop once the worker has exited and its group has been killed. */
-static int loop_fork(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TFUNCTION);
-    luaL_checktype(L, 3, LUA_TFUNCTION);
-    lua_settop(L, 3);
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        return luaL_error(L, "loop.fork: pipe: %s", strerror(errno));
-    worker *w = calloc(1, sizeof *w);
-    if (w == NULL) {
-        close(fds[0]);
-        close(fds[1]);
-        return luaL_error(L, "loop.fork: out of memory");
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        child_main(L, fds[1]);
-    }
-    int e = errno;
-    close(fds[1]);
-    if (pid < 0) {
-        close(fds[0]);
-        free(w);
-        lua_pushnil(L);
-        lua_pushfstring(L, "loop.fork: %s", strerror(e));
-        return 2;
-    }
-    setpgid(pid, pid);   /* also done by the child: whichever runs first */
-    w->pid = pid;
-    w->fd = fds[0];
-    lua_pushvalue(L, 3);
-    w->done_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    w->next = S.workers;
-    S.workers = w;
-    lua_pushinteger(L, pid);
-    return 1;
-}
-
-/* Reads the worker's report (the pipe is complete: the worker exited). */
-static void push_report(lua_State *L, int fd)
-{
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    int flags = fcntl(fd, F_GETFL);
-    if (flags >= 0)
-        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-    size_t total = 0;
-    char buf[4096];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || total > REPORT_MAX)
-            break;
-        luaL_addlstring(&b, buf, (size_t)n);
-        total += (size_t)n;
-    }
-    luaL_pushresult(&b);
-    if (total == 0) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-    }
-}
-
-/* Has w exited? Then kill its group (still reserved by the zombie), reap
- * it and return 1 with its wait status. */
-static int worker_finished(worker *w, int *status)
-{
-    siginfo_t info;
-    memset(&info, 0, sizeof info);
-    if (waitid(P_PID, (id_t)w->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return errno == ECHILD ? (*status = 0, 1) : 0;
-    if (info.si_pid != w->pid)
-        return 0;
-    killpg(w->pid, SIGKILL);
-    while (waitpid(w->pid, status, 0) < 0 && errno == EINTR)
-        ;
-    return 1;
-}
-
-static void finish_worker(worker *w, int status)
+/* Calls on_done(report, exit_code, signal[, error]) and frees w (already
+ * unlinked). status < 0: the worker never ran (message in why). */
+static void finish_worker(worker *w, int status, const char *why)
 {
     lua_State *L = S.L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->done_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, w->done_ref);
-    push_report(L, w->fd);
-    close(w->fd);
-    if (WIFEXITED(status))
+    if (w->report != NULL)
+        lua_pushlstring(L, w->report, w->report_len);
+    else
+        lua_pushnil(L);
+    if (status >= 0 && WIFEXITED(status))
         lua_pushinteger(L, WEXITSTATUS(status));
     else
         lua_pushnil(L);
-    if (WIFSIGNALED(status))
+    if (status >= 0 && WIFSIGNALED(status))
         lua_pushinteger(L, WTERMSIG(status));
     else
         lua_pushnil(L);
+    if (why != NULL)
+        lua_pushstring(L, why);
+    else
+        lua_pushnil(L);
+    free(w->report);
     free(w);
-    call_lua(3);
+    call_lua(4);
 }
 
-static void on_sigchld(uv_signal_t *s, int signum)
+static void on_message(const wmsg_header *h, const char *body, size_t len)
 {
-    worker *done = NULL, **p = &S.workers;
-    int statuses[256], n = 0;
-    while (*p != NULL && n < 256) {
-        worker *w = *p;
-        int status = 0;
-        if (worker_finished(w, &status)) {
-            *p = w->next;
-            w->next = done;
-            done = w;
-            statuses[n++] = status;
-        } else {
-            p = &w->next;
+    worker **link = NULL;
+    worker *w = find_worker(h->id, &link);
+    if (w == NULL)
+        return;
+    if (h->type == WMSG_STARTED) {
+        w->pid = h->value;
+    } else if (h->type == WMSG_REPORT && w->report == NULL) {
+        w->report = malloc(len + 1);
+        if (w->report != NULL) {
+            memcpy(w->report, body, len);
+            w->report_len = len;
         }
-    }
-    /* done is in reverse order of statuses */
-    while (done != NULL) {
-        worker *w = done;
-        done = w->next;
-        finish_worker(w, statuses[--n]);
+    } else if (h->type == WMSG_EXIT) {
+        *link = w->next;
+        finish_worker(w, h->value, h->value < 0 ? "could not fork a worker" : NULL);
     }
 }
 
-/* loop.kill(pid[, signal]): signals the process group of a live worker
- * (default SIGKILL). Returns true if pid is a worker. */
+static void zygote_lost(void)
+{
+    uv_poll_stop(&S.zpoll);
+    uv_close((uv_handle_t *)&S.zpoll, NULL);
+    close(S.zfd);
+    S.zfd = -1;
+    while (waitpid(S.zpid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    while (S.workers != NULL) {
+        worker *w = S.workers;
+        S.workers = w->next;
+        finish_worker(w, -1, "the worker factory process died");
+    }
+}
+
+static void on_zygote(uv_poll_t *h, int status, int events)
+{
+    for (;;) {
+        char *buf;
+        ssize_t n = wmsg_recv(S.zfd, &buf);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            fprintf(stderr, "bosk janitor: the worker factory process exited; restarting it\n");
+            zygote_lost();
+            return;
+        }
+        if ((size_t)n >= sizeof(wmsg_header)) {
+            wmsg_header hdr;
+            memcpy(&hdr, buf, sizeof hdr);
+            on_message(&hdr, buf + sizeof hdr, (size_t)n - sizeof hdr);
+        }
+        free(buf);
+        if (S.zfd < 0)
+            return;
+    }
+}
+
+static int zygote_up(lua_State *L)
+{
+    if (S.zfd >= 0)
+        return 0;
+    if (S.handler_ref == LUA_NOREF)
+        return luaL_error(L, "loop.spawn: call loop.zygote(handler) first");
+    S.zfd = zygote_start(L, S.handler_ref, &S.zpid);
+    if (S.zfd < 0)
+        return -1;
+    uv_poll_init(get_loop(), &S.zpoll, S.zfd);
+    uv_poll_start(&S.zpoll, UV_READABLE | UV_DISCONNECT, on_zygote);
+    return 0;
+}
+
+/* loop.zygote(handler): forks the worker factory now, while the process is
+ * still small and single-threaded. Workers will run handler(key, payload),
+ * which returns the report string. Returns true or nil, message. */
+static int loop_zygote(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (S.handler_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, S.handler_ref);
+    lua_pushvalue(L, 1);
+    S.handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (zygote_up(L) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot start the worker factory: %s", strerror(errno));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* loop.spawn(key, payload, on_done) -> id | nil, message
+ * A worker runs handler(key, payload) in its own process group. Once it
+ * has exited and its group has been killed, on_done(report|nil,
+ * exit_code|nil, signal|nil, error|nil) runs on the loop. */
+static int loop_spawn(lua_State *L)
+{
+    size_t key_len, payload_len;
+    const char *key = luaL_checklstring(L, 1, &key_len);
+    const char *payload = luaL_checklstring(L, 2, &payload_len);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    worker *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return luaL_error(L, "loop.spawn: out of memory");
+    w->id = ++S.next_id;
+    wmsg_header h = { WMSG_RUN, w->id, 0, (uint32_t)key_len };
+    if (zygote_up(L) != 0 || wmsg_send(S.zfd, &h, key, key_len, payload, payload_len) != 0) {
+        int e = errno;
+        free(w);
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot start a worker: %s", strerror(e));
+        return 2;
+    }
+    lua_pushvalue(L, 3);
+    w->done_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    w->next = S.workers;
+    S.workers = w;
+    lua_pushinteger(L, w->id);
+    return 1;
+}
+
+/* loop.kill(id): kills a running worker's whole process group. */
 static int loop_kill(lua_State *L)
 {
-    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
-    int sig = (int)luaL_optinteger(L, 2, SIGKILL);
-    for (worker *w = S.workers; w != NULL; w = w->next) {
-        if (w->pid == pid) {
-            killpg(pid, sig);
-            lua_pushboolean(L, 1);
-            return 1;
-        }
-    }
-    lua_pushboolean(L, 0);
+    uint32_t id = (uint32_t)luaL_checkinteger(L, 1);
+    wmsg_header h = { WMSG_KILL, id, 0, 0 };
+    int ok = find_worker(id, NULL) != NULL && S.zfd >= 0 &&
+             wmsg_send(S.zfd, &h, NULL, 0, NULL, 0) == 0;
+    lua_pushboolean(L, ok);
     return 1;
 }
 
@@ -557,21 +528,11 @@ static int loop_http(lua_State *L)
 
 /* ---- running ---- */
 
-static void start_sigchld(void)
-{
-    if (S.started)
-        return;
-    S.started = 1;
-    uv_signal_init(get_loop(), &S.sigchld);
-    uv_signal_start(&S.sigchld, on_sigchld, SIGCHLD);
-}
-
 /* loop.run(): runs callbacks until loop.stop() (or nothing is left). */
 static int loop_run(lua_State *L)
 {
     lua_State *outer = S.L;
     S.L = L;
-    start_sigchld();
     uv_run(get_loop(), UV_RUN_DEFAULT);
     S.L = outer;
     return 0;
@@ -589,10 +550,6 @@ static void close_any(uv_handle_t *h, void *arg)
     lua_State *L = arg;
     if (uv_is_closing(h))
         return;
-    if (h == (uv_handle_t *)&S.sigchld) {
-        uv_close(h, NULL);
-        return;
-    }
     watcher *w = h->data;
     if (w != NULL && (h->type == UV_TIMER || h->type == UV_SIGNAL))
         watcher_stop(L, w);
@@ -607,23 +564,28 @@ static int loop_close(lua_State *L)
     if (S.loop == NULL)
         return 0;
     S.L = L;
-    for (worker *w = S.workers; w != NULL; w = w->next)
-        killpg(w->pid, SIGKILL);
+    if (S.zfd >= 0) {               /* the zygote kills its workers and exits */
+        uv_poll_stop(&S.zpoll);
+        close(S.zfd);
+        S.zfd = -1;
+        while (waitpid(S.zpid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
     while (S.workers != NULL) {
         worker *w = S.workers;
         S.workers = w->next;
-        while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        close(w->fd);
         luaL_unref(L, LUA_REGISTRYINDEX, w->done_ref);
+        free(w->report);
         free(w);
     }
+    if (S.handler_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, S.handler_ref);
+    S.handler_ref = LUA_NOREF;
     janitor_metrics_stop();
     uv_walk(S.loop, close_any, L);
     uv_run(S.loop, UV_RUN_DEFAULT);
     uv_loop_close(S.loop);
     S.loop = NULL;
-    S.started = 0;
     while (S.pool_len > 0)
         transport_free(S.pool[--S.pool_len]);
     return 0;
@@ -654,7 +616,8 @@ static const luaL_Reg loop_funcs[] = {
     {"exit_now", loop_exit_now},
     {"timer", loop_timer},
     {"signal", loop_signal},
-    {"fork", loop_fork},
+    {"zygote", loop_zygote},
+    {"spawn", loop_spawn},
     {"kill", loop_kill},
     {"http", loop_http},
     {"run", loop_run},

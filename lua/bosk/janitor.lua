@@ -14,6 +14,7 @@ local loop = require "bosk.loop"
 local core = require "bosk.core"
 local japi = require "bosk.janitor_api"
 local jlog = require "bosk.janitor_log"
+local wire = require "bosk.wire"
 
 local await, sleep = japi.await, japi.sleep
 
@@ -36,7 +37,6 @@ end
 
 -- Runs in the forked worker: job.fn(job.arg) -> report string.
 local function worker_main(job)
-  os.exit = loop.exit_now
   local ok, result, err = xpcall(job.fn, traceback, job.arg)
   if not ok then return "F" .. tostring(result) end
   if result == true then return "T" end
@@ -44,6 +44,24 @@ local function worker_main(job)
     return "F" .. (err ~= nil and tostring(err) or (job.what .. " returned " .. tostring(result)))
   end
   return "F" .. job.what .. " returned a " .. type(result) .. " (want true)"
+end
+
+-- handler(key, payload) for the worker factory: "p<i>" cleans the resource
+-- in payload (Resource JSON) with policy i; "j<i>" runs scheduled job i.
+local function worker_handler(reg)
+  return function(key, payload)
+    os.exit = loop.exit_now        -- exit() would run the parent's destructors
+    local kind, index = key:match("^(%a)(%d+)$")
+    index = tonumber(index)
+    if kind == "p" and reg.policies[index] then
+      local res, err = wire.decode_resource(payload)
+      if not res then return "Fcannot decode the resource: " .. tostring(err) end
+      return worker_main{ fn = reg.policies[index].clean, arg = res, what = "clean" }
+    elseif kind == "j" and reg.jobs[index] then
+      return worker_main{ fn = reg.jobs[index].fn, what = "job" }
+    end
+    return "Funknown worker key " .. key
+  end
 end
 
 -- Supervisor ----------------------------------------------------------------
@@ -153,30 +171,30 @@ end
 
 -- Workers -----------------------------------------------------------------
 
--- run_worker(what, fn, arg, timeout, record) -> outcome, error
+-- run_worker(key, payload, timeout, record) -> outcome, error
 -- outcome: "success", "failed", "timeout" or "crashed".
-function Sup:run_worker(what, fn, arg, timeout, record)
+function Sup:run_worker(key, payload, timeout, record)
   local co = coroutine.running()
-  local job = { fn = fn, arg = arg, what = what }
-  local pid, err = loop.fork(worker_main, job, function(...)
+  local id, err = loop.spawn(key, payload, function(...)
     local ok, e = coroutine.resume(co, ...)
     if not ok then jlog.error("internal error after a worker", { error = debug.traceback(co, e) }) end
   end)
-  if not pid then return "failed", err end
-  record.pid = pid
-  self.workers[pid] = record
+  if not id then return "failed", err end
+  record.id = id
+  self.workers[id] = record
   local timer
   if timeout then
     timer = loop.timer(timeout, 0, function()
       record.timed_out = true
-      loop.kill(pid)
+      loop.kill(id)
     end)
   end
-  local report, code, signal = coroutine.yield()
+  local report, code, signal, why = coroutine.yield()
   if timer then timer:stop() end
-  self.workers[pid] = nil
+  self.workers[id] = nil
   if record.timed_out then return "timeout", string.format("timed out after %gs", timeout) end
   if record.killed then return "failed", "killed at shutdown (grace period over)" end
+  if why then return "crashed", why end
   if signal then return "crashed", "worker killed by signal " .. signal end
   if code ~= 0 then return "crashed", "worker exited with status " .. tostring(code) end
   if report == "T" then return "success" end
@@ -329,7 +347,7 @@ function Sup:clean(lane, lease, res)
   if self.stopping and record.killed == nil and self.grace_over then
     outcome, err = "failed", "shutting down"
   else
-    outcome, err = self:run_worker("clean", p.clean, res, p.timeout, record)
+    outcome, err = self:run_worker("p" .. p.index, wire.encode_resource(res), p.timeout, record)
   end
   self.metrics.in_flight = self.metrics.in_flight - 1
   local elapsed = core.monotime() - started
@@ -390,7 +408,7 @@ function Sup:run_job(job)
   self:spawn("job", function()
     local started = core.monotime()
     local record = { kind = "job", job = job }
-    local outcome, err = self:run_worker("job", job.fn, nil, nil, record)
+    local outcome, err = self:run_worker("j" .. job.index, "", nil, record)
     job.running = false
     local fields = { job = job.name, outcome = outcome, duration = core.monotime() - started, error = err }
     if outcome == "success" then jlog.info("job done", fields) else jlog.warn("job failed", fields) end
@@ -453,9 +471,9 @@ function Sup:shutdown(why)
   jlog.info("stopping: no new leases; waiting for running cleanings", { signal = why, grace = self.opts.grace })
   loop.timer(self.opts.grace, 0, function()
     self.grace_over = true
-    for pid, record in pairs(self.workers) do
+    for id, record in pairs(self.workers) do
       record.killed = true
-      loop.kill(pid)
+      loop.kill(id)
     end
   end)
   self:check_done()
@@ -488,6 +506,11 @@ end
 
 -- run() -> exit status. Returns when --once is finished or after a signal.
 function Sup:run()
+  local ok, err = loop.zygote(worker_handler(self.reg))
+  if not ok then
+    jlog.error("cannot start", { error = err })
+    return 1
+  end
   self:start()
   if not self.finished then loop.run() end
   for _, t in ipairs(self.timers) do t:stop() end

@@ -147,7 +147,8 @@ local function add_job(reg, interval, fn, name, level)
   if type(fn) ~= "function" then error("janitor.every: second argument must be a function", level + 1) end
   if name ~= nil and type(name) ~= "string" then error("janitor.every: name must be a string", level + 1) end
   local at = where(level + 1)
-  reg.jobs[#reg.jobs + 1] = { every = secs, fn = fn, name = name or ("job at " .. at), where = at }
+  local index = #reg.jobs + 1
+  reg.jobs[index] = { every = secs, fn = fn, name = name or ("job at " .. at), where = at, index = index }
 end
 
 -- janitor.exec{"prog", "arg", ..., timeout =, env =, max_output =}

@@ -1,0 +1,307 @@
+/* worker.c: the zygote process that forks the janitor's workers, and the
+ * workers themselves (see worker.h for why and for the message protocol).
+ *
+ * The zygote is a plain poll() loop over its socket and a signalfd for
+ * SIGCHLD; it never calls Lua, so its memory stays still and a fork of it
+ * copies little. A worker calls the Lua handler under lua_pcall, sends the
+ * report and leaves with _exit (no atexit handlers of the parent). */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <lauxlib.h>
+#include "exec.h"
+#include "worker.h"
+
+#define REPORT_MAX 65536
+#define ZYGOTE_MAX_WORKERS 4096
+
+typedef struct {
+    uint32_t id;
+    pid_t pid;          /* 0: free slot */
+} zworker;
+
+static struct {
+    int fd;             /* socket to the supervisor */
+    int sigfd;
+    lua_State *L;
+    int handler_ref;
+    zworker workers[ZYGOTE_MAX_WORKERS];
+    int count;
+} Z;
+
+int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,
+              const void *b, size_t b_len)
+{
+    struct iovec iov[3] = {
+        { (void *)h, sizeof *h }, { (void *)a, a_len }, { (void *)b, b_len },
+    };
+    struct msghdr m = { .msg_iov = iov, .msg_iovlen = 3 };
+    if (sizeof *h + a_len + b_len > WMSG_MAX) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    for (;;) {
+        ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (n >= 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+ssize_t wmsg_recv(int fd, char **buf)
+{
+    *buf = NULL;
+    ssize_t len = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    if (len <= 0)
+        return len;
+    char *p = malloc((size_t)len);
+    if (p == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t n = recv(fd, p, (size_t)len, MSG_DONTWAIT);
+    if (n <= 0) {
+        free(p);
+        return n;
+    }
+    *buf = p;
+    return n;
+}
+
+/* ---- the worker ---- */
+
+/* A worker whose parent died (PR_SET_PDEATHSIG) takes its group down. */
+static void worker_orphaned(int signum)
+{
+    killpg(0, SIGKILL);
+    _exit(128 + signum);
+}
+
+static void worker_signals(void)
+{
+    for (int s = 1; s < 32; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGUSR2, worker_orphaned);
+    prctl(PR_SET_PDEATHSIG, SIGUSR2);
+    if (getppid() == 1)
+        worker_orphaned(SIGUSR2);
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL)
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* In the worker: handler(key, payload) -> report, sent to the supervisor. */
+static void worker_main(uint32_t id, const char *key, size_t key_len,
+                        const char *payload, size_t payload_len)
+{
+    setpgid(0, 0);
+    worker_signals();
+    close(Z.sigfd);
+    exec_enter_worker();
+    lua_State *L = Z.L;
+    /* The collector would touch (and so copy) most of the inherited heap;
+     * a worker is short-lived, so it keeps what it allocates. */
+    lua_gc(L, LUA_GCSTOP);
+    lua_pushcfunction(L, traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, Z.handler_ref);
+    lua_pushlstring(L, key, key_len);
+    lua_pushlstring(L, payload, payload_len);
+    size_t len = 0;
+    const char *report;
+    if (lua_pcall(L, 2, 1, -4) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) {
+        report = lua_tolstring(L, -1, &len);
+    } else {
+        report = lua_pushfstring(L, "F%s", lua_isstring(L, -1) ? lua_tostring(L, -1)
+                                              : "the worker returned no report");
+        len = strlen(report);
+    }
+    if (len > REPORT_MAX)
+        len = REPORT_MAX;
+    wmsg_header h = { WMSG_REPORT, id, 0, 0 };
+    fflush(NULL);
+    wmsg_send(Z.fd, &h, report, len, NULL, 0);
+    _exit(0);
+}
+
+/* ---- the zygote ---- */
+
+static zworker *find_worker(uint32_t id)
+{
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid != 0 && Z.workers[i].id == id)
+            return &Z.workers[i];
+    return NULL;
+}
+
+static zworker *free_slot(void)
+{
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid == 0)
+            return &Z.workers[i];
+    return NULL;
+}
+
+static void send_status(uint32_t type, uint32_t id, int32_t value)
+{
+    wmsg_header h = { type, id, value, 0 };
+    wmsg_send(Z.fd, &h, NULL, 0, NULL, 0);
+}
+
+static void run_worker(const wmsg_header *h, const char *body, size_t body_len)
+{
+    zworker *slot = free_slot();
+    if (h->key_len > body_len || slot == NULL) {
+        send_status(WMSG_EXIT, h->id, -1);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        worker_main(h->id, body, h->key_len, body + h->key_len, body_len - h->key_len);
+    if (pid < 0) {
+        send_status(WMSG_EXIT, h->id, -1);
+        return;
+    }
+    setpgid(pid, pid);   /* also done by the child: whichever runs first */
+    slot->id = h->id;
+    slot->pid = pid;
+    Z.count++;
+    send_status(WMSG_STARTED, h->id, pid);
+}
+
+/* Reads and handles every waiting message; returns 0 at EOF. */
+static int handle_messages(void)
+{
+    for (;;) {
+        char *buf;
+        ssize_t n = wmsg_recv(Z.fd, &buf);
+        if (n == 0)
+            return 0;
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR || errno == ENOMEM;
+        if ((size_t)n >= sizeof(wmsg_header)) {
+            wmsg_header h;
+            memcpy(&h, buf, sizeof h);
+            if (h.type == WMSG_RUN) {
+                run_worker(&h, buf + sizeof h, (size_t)n - sizeof h);
+            } else if (h.type == WMSG_KILL) {
+                zworker *w = find_worker(h.id);
+                if (w != NULL)
+                    killpg(w->pid, SIGKILL);
+            }
+        }
+        free(buf);
+    }
+}
+
+/* For each exited worker: kill its group (reserved while the zombie
+ * exists), reap it, report its wait status. */
+static void reap_workers(void)
+{
+    struct signalfd_siginfo si;
+    while (read(Z.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS && Z.count > 0; i++) {
+        zworker *w = &Z.workers[i];
+        if (w->pid == 0)
+            continue;
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_PID, (id_t)w->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+            info.si_pid != w->pid)
+            continue;
+        killpg(w->pid, SIGKILL);
+        int status = 0;
+        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        send_status(WMSG_EXIT, w->id, status);
+        w->pid = 0;
+        Z.count--;
+    }
+}
+
+static void zygote_shutdown(void)
+{
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid != 0)
+            killpg(Z.workers[i].pid, SIGKILL);
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid != 0)
+            while (waitpid(Z.workers[i].pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+    _exit(0);
+}
+
+static void zygote_main(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (int s = 1; s < 32; s++)
+        if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
+            signal(s, SIG_DFL);
+    signal(SIGINT, SIG_IGN);      /* a terminal's Ctrl-C is the supervisor's */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &chld, NULL);
+    Z.sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (Z.sigfd < 0)
+        _exit(1);
+    for (;;) {
+        struct pollfd p[2] = { { Z.fd, POLLIN, 0 }, { Z.sigfd, POLLIN, 0 } };
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            zygote_shutdown();
+        if (p[1].revents & POLLIN)
+            reap_workers();
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !handle_messages())
+            zygote_shutdown();
+    }
+}
+
+int zygote_start(lua_State *L, int handler_ref, pid_t *pid)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    int size = (int)WMSG_MAX + 4096;
+    for (int i = 0; i < 2; i++) {
+        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        close(sv[0]);
+        Z.fd = sv[1];
+        Z.L = L;
+        Z.handler_ref = handler_ref;
+        zygote_main();
+    }
+    int e = errno;
+    close(sv[1]);
+    if (child < 0) {
+        close(sv[0]);
+        errno = e;
+        return -1;
+    }
+    *pid = child;
+    return sv[0];
+}

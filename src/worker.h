@@ -1,0 +1,52 @@
+/* worker.h: the janitor's worker factory (the "zygote").
+ *
+ * Forking a cleaning worker straight from the supervisor is slow: the
+ * supervisor is multi-threaded (libuv's HTTP thread pool) and busy, so every
+ * page either side touches afterwards is copied, each copy flushing the TLB
+ * of every core. Instead the supervisor forks one small, idle,
+ * single-threaded process right after the policies are loaded; that process
+ * forks every worker on request. Supervisor and zygote talk over a
+ * SOCK_SEQPACKET socket pair (one message = one record, never interleaved):
+ *
+ *   supervisor -> zygote   RUN(id, key, payload)   KILL(id)
+ *   zygote -> supervisor   STARTED(id, pid)   EXIT(id, wait status)
+ *   worker -> supervisor   REPORT(id, text)   (sent before the worker exits,
+ *                                              so it always precedes EXIT)
+ *
+ * A worker runs handler(key, payload) from the Lua state it inherited and
+ * sends the string it returns as its report. It runs in its own process
+ * group; after it exits the zygote kills that group, then reaps it. */
+#ifndef BOSK_WORKER_H
+#define BOSK_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <lua.h>
+
+enum { WMSG_RUN = 1, WMSG_KILL, WMSG_STARTED, WMSG_REPORT, WMSG_EXIT };
+
+typedef struct {
+    uint32_t type;
+    uint32_t id;
+    int32_t value;      /* STARTED: pid; EXIT: wait status (-1: fork failed) */
+    uint32_t key_len;   /* RUN: the key's length; the payload follows it */
+} wmsg_header;
+
+#define WMSG_MAX ((size_t)4 << 20)
+
+/* Forks the zygote. handler_ref: registry reference of the Lua function
+ * workers run. Returns the supervisor's end of the socket and the zygote's
+ * pid, or -1 with errno set. */
+int zygote_start(lua_State *L, int handler_ref, pid_t *pid);
+
+/* Sends one message (header + up to two byte ranges); 0 or -1 with errno. */
+int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,
+              const void *b, size_t b_len);
+
+/* Receives one message without blocking: returns its total length and a
+ * malloc'd buffer in *buf (header first), 0 at EOF, -1 with errno
+ * (EAGAIN: nothing waiting). */
+ssize_t wmsg_recv(int fd, char **buf);
+
+#endif
