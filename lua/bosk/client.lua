@@ -310,7 +310,8 @@ end
 local function acquire(self, rtype, state, dest, request_id)
   local params = { type = rtype, state = state, owner = self.owner, dest = dest }
   if request_id and request_id ~= "" then params.request_id = request_id end
-  local key = concat({ self.url, "/acquire", rtype, state, self.owner, dest, request_id or "" }, "\0")
+  local key = self.url .. "\0/acquire\0" .. rtype .. "\0" .. state .. "\0" .. self.owner .. "\0" .. dest ..
+              "\0" .. (request_id or "")
   return retry(function(errs)
     local status, line, body = attempt(self, errs, "POST", "/acquire", params, nil, key)
     if not status then return end
@@ -330,6 +331,13 @@ local function acquire(self, rtype, state, dest, request_id)
   end)
 end
 
+local function acquire_and_store(self, rtype, state, dest, request_id)
+  local r, err = acquire(self, rtype, state, dest, request_id)
+  if not r then return nil, err end
+  self.storage:add(copy_resource(r)) -- a name already stored keeps its old record
+  return r
+end
+
 -- c:acquire_with_priority(rtype, state, dest, request_id) -> resource, or nil, err
 function Client:acquire_with_priority(rtype, state, dest, request_id)
   check_client(self, "acquire_with_priority")
@@ -337,10 +345,7 @@ function Client:acquire_with_priority(rtype, state, dest, request_id)
   check_type(state, "string", 2, "acquire_with_priority")
   check_type(dest, "string", 3, "acquire_with_priority")
   check_type(request_id, "string", 4, "acquire_with_priority", true)
-  local r, err = acquire(self, rtype, state, dest, request_id)
-  if not r then return nil, err end
-  self.storage:add(copy_resource(r)) -- a name already stored keeps its old record
-  return r
+  return acquire_and_store(self, rtype, state, dest, request_id)
 end
 
 -- c:acquire(rtype, state, dest) -> resource, or nil, err
@@ -349,7 +354,7 @@ function Client:acquire(rtype, state, dest)
   check_type(rtype, "string", 1, "acquire")
   check_type(state, "string", 2, "acquire")
   check_type(dest, "string", 3, "acquire")
-  return self:acquire_with_priority(rtype, state, dest, "")
+  return acquire_and_store(self, rtype, state, dest, nil)
 end
 
 local function check_context(ctx, n, fname)
@@ -447,7 +452,7 @@ function Client:release(name, dest)
   check_type(dest, "string", 2, "release")
   local params = { name = name, dest = dest, owner = self.owner }
   local suffix = { word = "statusCode", tail = " releasing " .. name }
-  local key = concat({ self.url, "/release", name, dest, self.owner }, "\0")
+  local key = self.url .. "\0/release\0" .. name .. "\0" .. dest .. "\0" .. self.owner
   return retry(function(errs)
     local status, line = attempt(self, errs, "POST", "/release", params, nil, key)
     if not status then return end
@@ -476,7 +481,7 @@ function Client:update(name, state, ud)
   local params = { name = name, owner = self.owner, state = state }
   local body = userdata_body(ud)
   local suffix = { word = "status code", tail = " updating " .. name }
-  local key = concat({ self.url, "/update", name, state, self.owner }, "\0")
+  local key = self.url .. "\0/update\0" .. name .. "\0" .. state .. "\0" .. self.owner
   return retry(function(errs)
     local status, line = attempt(self, errs, "POST", "/update", params, body, key)
     if not status then return end
