@@ -215,6 +215,23 @@ T.test("tty: errors are reported and the REPL goes on", function()
   }), "error session")
 end)
 
+test_if(HAVE_CLIENT, "tty: client talks to bosk server; Ctrl-C interrupts a waiting acquire", function()
+  local server = T.start_server { config = "resources:\n- type: t\n  state: free\n  names: [r1]\n" }
+  local res = R.check(R.pty(T, {
+    { expect = "> $" },
+    { send = "r = client:acquire('t', 'free', 'busy')\n" }, { expect = PROMPT },
+    { send = "r.name, r.owner\n" }, { expect = "\nr1\trepl-user" .. PROMPT },
+    { send = "client:acquire_wait(boskos.context{timeout = 60}, 't', 'free', 'busy')\n" }, { sleep = 0.5 },
+    { send = "\3" }, { expect = "interrupted!.*" .. PROMPT, timeout = 8 },
+    { send = "client:release(r.name, 'dirty')\n" }, { expect = "\ntrue" .. PROMPT },
+    { send = "\4" }, { exit = 5 },
+  }, { argv = { T.bosk, "repl", "--boskos-url", server.url, "--owner", "repl-user" } }), "client session")
+  T.eq(res.exit, 0, "exit status")
+  local _, body = T.http("GET", server.url .. "/resources")
+  T.contains(body, '"state":"dirty","owner":""', "released through the REPL")
+  server:stop()
+end)
+
 T.test("bosk run with no script on a terminal starts the REPL", function()
   R.check(R.pty(T, {
     { expect = "> $" },
