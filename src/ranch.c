@@ -92,17 +92,19 @@ bucket *ranch_bucket_get(rtype *t, const char *state, int create)
     return b;
 }
 
-static void bucket_drop_if_empty(rtype *t, bucket *b)
+/* Frees the type's empty buckets. Called only between changes, never
+ * while a batch holds bucket pointers it has yet to use. */
+static void drop_empty_buckets(rtype *t)
 {
-    if (b->unowned.n || b->owned.n)
-        return;
-    for (bucket **p = &t->buckets; *p; p = &(*p)->next) {
-        if (*p == b) {
-            *p = b->next;
-            free(b->state);
-            free(b);
-            return;
+    for (bucket **p = &t->buckets; *p;) {
+        bucket *b = *p;
+        if (b->unowned.n || b->owned.n) {
+            p = &b->next;
+            continue;
         }
+        *p = b->next;
+        free(b->state);
+        free(b);
     }
 }
 
@@ -214,13 +216,14 @@ static void change_unprepare(change *c)
     free(c->owner_copy);
     free(c->ud_copy);
     c->owner_copy = c->ud_copy = NULL;
-    if (c->b)
-        bucket_drop_if_empty(c->r->type, c->b);
     c->b = NULL;
 }
 
 void batch_free(batch *b)
 {
+    for (size_t i = 0; i < b->n; i++)
+        if (b->v[i].t)
+            drop_empty_buckets(b->v[i].t);   /* the ones prepare created */
     for (size_t i = 0; i < b->n; i++) {
         change_unprepare(&b->v[i]);
         if (b->v[i].kind == CH_CREATE)
@@ -235,6 +238,7 @@ void batch_free(batch *b)
 static int change_prepare(ranch *r, change *c)
 {
     c->rec.seq = ++r->seq;
+    c->t = c->r->type;
     if (c->kind == CH_DELETE)
         return 0;
     if ((c->b = ranch_bucket_get(c->r->type, c->rec.state, 1)) == NULL)
@@ -253,14 +257,12 @@ static void change_apply(ranch *r, change *c)
 {
     res *x = c->r;
     if (c->kind == CH_DELETE) {
-        bucket *old = x->bucket;
         unlink_res(r, x);
         hmap_del(&r->names, &x->by_name);
-        bucket_drop_if_empty(x->type, old);
         res_free(x);
+        c->r = NULL;
         return;
     }
-    bucket *old = x->bucket;
     if (c->kind == CH_UPDATE)
         unlink_res(r, x);
     x->bucket = c->b;
@@ -279,8 +281,6 @@ static void change_apply(ranch *r, change *c)
     link_res(r, x);
     if (c->kind == CH_CREATE)
         hmap_put(&r->names, &x->by_name, x->name);   /* table grown in prepare */
-    if (old && old != x->bucket)
-        bucket_drop_if_empty(x->type, old);
     c->owner_copy = c->ud_copy = NULL;
     c->b = NULL;
     if (c->kind == CH_CREATE)
@@ -335,7 +335,7 @@ ranch_code batch_commit(ranch *r, batch *b, jbuf *errout)
     }
     for (size_t i = 0; i < b->n; i++)
         change_apply(r, &b->v[i]);
-    batch_free(b);
+    batch_free(b);      /* also drops the buckets the batch emptied */
     return RANCH_OK;
 }
 

@@ -82,6 +82,7 @@ typedef struct {
     store_rec rec;            /* values after the change */
     char *owner_copy, *ud_copy;
     bucket *b;                /* destination bucket, prepared */
+    rtype *t;                 /* the type touched (set by prepare) */
 } change;
 
 typedef struct {

@@ -62,7 +62,7 @@ T.test("concurrent acquire/update/release: never two owners, none lost", functio
   T.eq(metric, '{"type":"c","current":{"free":4},"owner":{"":4}}', "metric counts")
   local _, m = c.get("/metrics")
   T.match(m, 'boskos_http_request_duration_seconds_count{method="POST",path="/release",status="200",user_agent="[^"]*"} ' .. total, "release count")
-  srv:stop()
+  S.stop(T, srv)
 end)
 
 T.cleanup()

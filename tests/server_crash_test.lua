@@ -67,7 +67,7 @@ T.test("kill -9 mid-burst: every acknowledged change survives", function()
   T.ok(held == #acked or held == #acked + 1, "at most the one in-flight acquire beyond the log", held)
   -- the restarted server keeps working on the same database
   T.eq(c.acquire("t", "free", "busy", "after"), 200, "acquire after restart")
-  T.eq(again:stop(), 0, "clean stop closes the store")
+  S.stop(T, again)
 end)
 
 T.cleanup()

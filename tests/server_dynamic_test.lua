@@ -23,7 +23,7 @@ T.test("request ids: FIFO ranks, id-less requests wait behind the live queue", f
   T.eq(c.release("p1", "free", "c"), 200, "release")
   local _, m = c.get("/metrics")
   T.match(m, 'boskos_acquire_duration_seconds_count{dest="busy",has_request_id="true",state="free",type="p"} 2', "histogram")
-  srv:stop()
+  S.stop(T, srv)
 end)
 
 T.test("request ids expire after --request-ttl", function()
@@ -36,7 +36,7 @@ T.test("request ids expire after --request-ttl", function()
   T.eq(c.release("p1", "free", "holder"), 200, "release")
   T.sleep(1.3)
   T.eq(c.acquire("p", "free", "busy", "b", "rb"), 200, "a expired: b (refreshed) is first")
-  srv:stop()
+  S.stop(T, srv)
 end)
 
 T.test("dynamic: min-count top-up, creation on a new request id, max-count", function()
@@ -71,7 +71,7 @@ resources:
   T.eq({ status, body }, { 404, 'Acquire failed: resource type "lazy" does not exist\n' }, "still type-not-found")
   T.eq(#c.list{ type = "lazy" }, 1, "created")
   T.eq(c.acquire("lazy", "dirty", "busy", "o", "x1"), 200, "x1 gets it")
-  srv:stop()
+  S.stop(T, srv)
 end)
 
 T.test("dynamic: lifespan expiry -> toBeDeleted, tombstone deleted, top-up", function()
@@ -97,7 +97,7 @@ resources:
   T.eq(c.release(name, "tombstone", "cleaner"), 200, "tombstone")
   T.wait_until(function() return c.by_name{ type = "dyn" }[name] == nil end, 8, "tombstone deleted")
   T.wait_until(function() return #c.list{ type = "dyn" } == 2 end, 8, "topped up again")
-  srv:stop()
+  S.stop(T, srv)
 end)
 
 T.test("dynamic: lowering max-count marks idle ones toBeDeleted, names descending", function()
@@ -126,7 +126,7 @@ T.test("dynamic: lowering max-count marks idle ones toBeDeleted, names descendin
   T.wait_until(function() return #c.list{ type = "dyn" } == 0 end, 8, "all deleted, none re-created")
   T.sleep(0.3)
   T.eq(#c.list{ type = "dyn" }, 0, "the removed lifecycle creates nothing")
-  srv:stop()
+  S.stop(T, srv)
 end)
 
 T.cleanup()

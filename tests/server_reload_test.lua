@@ -26,8 +26,12 @@ T.test("SIGHUP: add, remove when unowned, type change", function()
   T.eq(by.e.type, "u", "e moved to type u")
   T.eq(c.release("a", "free", "o"), 200, "release a")
   T.wait_until(function() return names_of(c) == "b,c,e" end, 8, "a deleted once released")
+  -- one sync deleting c and creating d in the same type and state
+  T.write_file(srv.config, "resources:\n- type: t\n  state: free\n  names: [b, d]\n")
+  srv.proc:kill("HUP")
+  T.wait_until(function() return names_of(c) == "b,d" end, 8, "c replaced by d, e gone")
   T.contains(srv.proc:output(), "reloading", "logged")
-  srv:stop()
+  S.stop(T, srv)
 end)
 
 T.test("file change triggers a reload; a bad file keeps the old config", function()
@@ -41,7 +45,7 @@ T.test("file change triggers a reload; a bad file keeps the old config", functio
   T.eq(names_of(c), "a,bb", "old config kept")
   T.write_file(srv.config, "resources:\n- type: t\n  names: [a]\n")
   T.wait_until(function() return names_of(c) == "a" end, 8, "good config applied again")
-  T.eq(srv:stop(), 0, "clean stop")
+  S.stop(T, srv)
 end)
 
 T.cleanup()

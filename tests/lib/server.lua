@@ -46,6 +46,16 @@ function S.new(T, srv)
   return c
 end
 
+-- S.stop(T, srv): SIGTERM; the server must exit 0 and its log must hold no
+-- sanitizer report (so ASan/UBSan findings in the server fail the test).
+function S.stop(T, srv)
+  local code = srv:stop()
+  local log = srv.proc:output()
+  T.ok(not log:find("Sanitizer", 1, true) and not log:find("runtime error", 1, true), "sanitizer report", log)
+  T.eq(code, 0, "server exit status")
+  return code
+end
+
 function S.decode(s) return cjson.decode(s) end
 
 -- A resource JSON's lastupdate replaced by T, for exact comparisons.
