@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/stat.h>
+#include <fcntl.h>
 #include <readline/readline.h>
 #include <readline/history.h>
 #include <lauxlib.h>
@@ -95,6 +95,14 @@ static int edit_line(const char *prompt)
     return !interrupted;
 }
 
+/* Puts back the SIGINT action saved before; a failure cannot be undone,
+ * so it is only reported. */
+static void restore_sigint(const struct sigaction *old)
+{
+    if (sigaction(SIGINT, old, NULL) != 0)
+        perror("bosk: restoring the SIGINT handler");
+}
+
 /* readline.readline(prompt) -> line | nil at end of input | false when
  * Ctrl-C cancelled the line. */
 static int rl_readline(lua_State *L)
@@ -107,7 +115,7 @@ static int rl_readline(lua_State *L)
     if (sigaction(SIGINT, &sa, &old) != 0)
         return luaL_error(L, "sigaction: %s", strerror(errno));
     int got_line = edit_line(prompt);
-    sigaction(SIGINT, &old, NULL);
+    restore_sigint(&old);
     if (!got_line) {
         lua_pushboolean(L, 0);
         return 1;
@@ -157,11 +165,9 @@ static int rl_history_append(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     int n = (int)luaL_optinteger(L, 2, 1);
     if (access(path, F_OK) != 0) {
-        FILE *f = fopen(path, "a");
-        if (f == NULL)
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd < 0 || close(fd) != 0)
             return errno_result(L, errno, path);
-        fclose(f);
-        chmod(path, 0600);
     }
     return errno_result(L, append_history(n, path), path);
 }
@@ -316,7 +322,7 @@ static int rl_icall(lua_State *L)
     if (sigaction(SIGINT, &sa, &old) != 0)
         return luaL_error(L, "sigaction: %s", strerror(errno));
     int status = lua_pcall(L, nargs, LUA_MULTRET, 1);
-    sigaction(SIGINT, &old, NULL);
+    restore_sigint(&old);
     lua_sethook(L, NULL, 0, 0);
     core_interrupt_pending = 0;
     lua_pushboolean(L, status == LUA_OK);

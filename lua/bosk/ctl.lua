@@ -47,7 +47,8 @@ local function cmd_acquire(c, o)
   if o.timeout == 0 then
     res, err = c:acquire(o.type, o.state, o.target_state)
   else
-    local ctx = interruptible_context(o.timeout)
+    -- A negative timeout is an expired context, as in Go: one try.
+    local ctx = interruptible_context(math.max(o.timeout, 0))
     res, err = c:acquire_wait_with_priority(ctx, o.type, o.state, o.target_state, tostring(core.random_id()))
   end
   if res == nil then
@@ -347,7 +348,6 @@ local function check_values(name, cmd, o)
     if o.period <= 0 then return "invalid value for --period: must be positive" end
     if o.retries < 0 then return "invalid value for --retries: must not be negative" end
   end
-  if name == "acquire" and o.timeout < 0 then return "invalid value for --timeout: must not be negative" end
   return nil
 end
 
