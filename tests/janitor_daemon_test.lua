@@ -172,4 +172,37 @@ T.test("--metrics-listen serves cleanings, durations, in flight, held, last succ
   end)
 end)
 
+T.test("a release due while the server is down is retried until it succeeds", function()
+  local yaml = "resources:\n- type: retry\n  state: dirty\n  names: [retry-1]\n"
+  local db = T.tmpdir() .. "/server.db"
+  local s1 = T.start_server{ config = yaml, storage = "sqlite:" .. db }
+  local state = T.tmpdir() .. "/leases.db"
+  local go = T.tmpdir() .. "/go"
+  local p = J.policy(string.format([[
+    janitor.policy{ type = "retry", clean = function()
+      for _ = 1, 400 do
+        if io.open(%q) then return true end
+        require("bosk.core").sleep(0.05)
+      end
+      return false
+    end }
+  ]], go))
+  local j = J.start(s1, { "--state-file", state }, { p })
+  T.wait_until(function() return J.states(s1, "retry")["retry-1"] == "cleaning/Janitor" end, 10, "leased")
+  s1:stop()
+  T.write_file(go, "")
+  T.wait_until(function() return j:output():find("release failed, will retry", 1, true) end, 10, "a failed release")
+  local rows = T.sh("sqlite3 " .. T.shell_quote(state) .. " 'select name from leases'")
+  T.eq(rows, "retry-1\n", "lease still journaled")
+  local s2 = T.start_server{ config = yaml, storage = "sqlite:" .. db, port = s1.port }
+  T.wait_until(function() return J.states(s2, "retry")["retry-1"] == "free/-" end, 15, "release retried")
+  T.wait_until(function()
+    return T.sh("sqlite3 " .. T.shell_quote(state) .. " 'select count(*) from leases'") == "0\n"
+  end, 5, "journal emptied")
+  T.eq(#J.resources(s2, "retry"), 1, "resource count")
+  j:kill("TERM")
+  T.eq(j:wait(10), 0, "exit status")
+  s2:stop()
+end)
+
 srv:stop()
