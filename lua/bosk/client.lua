@@ -43,9 +43,10 @@ end
 ---------------------------------------------------------------------------
 -- Errors.
 
-local function status_error(line, code, suffix)
-  return wire.error(format("status %s, %s %d%s", line, suffix and suffix.word or "status code", code,
-                           suffix and suffix.tail or ""), { status = code })
+-- `status 404 Not Found, status code 404` (+ word and tail for release/update).
+local function status_error(line, code, word, tail)
+  return wire.error(format("status %s, %s %d%s", line, word or "status code", code, tail or ""),
+                    { status = code })
 end
 
 -- k8s utilerrors.NewAggregate: duplicates dropped; one -> bare, more -> [a, b].
@@ -258,7 +259,7 @@ function M.client(opts)
     c._pw, c._pw_mtime, c._pw_size = pw, mtime, size
   end
   c.conn = http.new()
-  c._urls, c._url_count = {}, 0
+  c._urls, c._url_count, c._req = {}, 0, {}
   return c
 end
 
@@ -285,11 +286,11 @@ function Client:_send(method, action, params, body, key)
     end
   end
   local d = self.dialer
-  local req = {
-    method = method, url = url, body = body,
-    content_type = action == "/update" and "application/json" or nil,
-    connect_timeout = d.timeout, timeout = self.timeout, max_body = self.max_body,
-  }
+  -- One request table per client, refilled: conn:request reads it at once.
+  local req = self._req
+  req.method, req.url, req.body = method, url, body
+  req.content_type = action == "/update" and "application/json" or nil
+  req.connect_timeout, req.timeout, req.max_body = d.timeout, self.timeout, self.max_body
   if self.username then req.username, req.password = self.username, self:_password() end
   local tries = math.max(0, d.retry_count or 0) + 1
   for i = 1, tries do
@@ -451,13 +452,12 @@ function Client:release(name, dest)
   check_type(name, "string", 1, "release")
   check_type(dest, "string", 2, "release")
   local params = { name = name, dest = dest, owner = self.owner }
-  local suffix = { word = "statusCode", tail = " releasing " .. name }
   local key = self.url .. "\0/release\0" .. name .. "\0" .. dest .. "\0" .. self.owner
   return retry(function(errs)
     local status, line = attempt(self, errs, "POST", "/release", params, nil, key)
     if not status then return end
     if status == 200 then return true, true end
-    errs[#errs + 1] = status_error(line, status, suffix)
+    errs[#errs + 1] = status_error(line, status, "statusCode", " releasing " .. name)
   end)
 end
 
@@ -480,13 +480,12 @@ function Client:update(name, state, ud)
   check_userdata(ud, 3, "update")
   local params = { name = name, owner = self.owner, state = state }
   local body = userdata_body(ud)
-  local suffix = { word = "status code", tail = " updating " .. name }
   local key = self.url .. "\0/update\0" .. name .. "\0" .. state .. "\0" .. self.owner
   return retry(function(errs)
     local status, line = attempt(self, errs, "POST", "/update", params, body, key)
     if not status then return end
     if status == 200 then return true, true end
-    errs[#errs + 1] = status_error(line, status, suffix)
+    errs[#errs + 1] = status_error(line, status, nil, " updating " .. name)
   end)
 end
 

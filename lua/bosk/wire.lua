@@ -417,7 +417,7 @@ function wire.decode_resource(v)
   if err then return nil, err end
   local map, was_null = wire.decode_userdata_map(v.userdata)
   if not map then return nil, was_null end
-  r.userdata = wire.userdata(map, was_null)
+  r.userdata = setmetatable({ _map = map, _null = was_null or nil }, UserData) -- map is fresh: no copy
   if r.name == "" then return nil, "unable to parse resource" end
   return r
 end
