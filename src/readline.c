@@ -3,9 +3,9 @@
  *
  * - readline(prompt) edits one line with GNU readline's callback
  *   interface, so Ctrl-C (SIGINT) can cancel the line without leaving.
- * - history_* keep ~/.bosk_history; complete() wires Tab to a Lua
- *   function, always called under lua_pcall (no error escapes into
- *   readline).
+ * - history_add/history_list hold the session's history (repl.lua
+ *   keeps the file); set_completer() wires Tab to a Lua function, always
+ *   called under lua_pcall (no error escapes into readline).
  * - icall() runs a function where Ctrl-C raises "interrupted!" at the
  *   next safe point (lua.c's laction/lstop hook technique).
  * - trap_signals()/caught() turn SIGINT/SIGTERM into a flag for loops
@@ -140,44 +140,19 @@ static int rl_history_add(lua_State *L)
     return 0;
 }
 
-static int errno_result(lua_State *L, int err, const char *path)
+/* readline.create_private(path) -> true | nil, message: creates path
+ * empty with mode 0600 unless it exists (history may hold secrets). */
+static int rl_create_private(lua_State *L)
 {
-    if (err == 0) {
-        lua_pushboolean(L, 1);
-        return 1;
+    const char *path = luaL_checkstring(L, 1);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd < 0 || close(fd) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
     }
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(err));
-    return 2;
-}
-
-/* readline.history_load(path) -> true | nil, message */
-static int rl_history_load(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    return errno_result(L, read_history(path), path);
-}
-
-/* readline.history_append(path, n) -> true | nil, message: appends the
- * last n entries to path, creating it (mode 0600) when missing. */
-static int rl_history_append(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    int n = (int)luaL_optinteger(L, 2, 1);
-    if (access(path, F_OK) != 0) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0 || close(fd) != 0)
-            return errno_result(L, errno, path);
-    }
-    return errno_result(L, append_history(n, path), path);
-}
-
-/* readline.history_trim(path, max) -> true | nil, message */
-static int rl_history_trim(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    int max = (int)luaL_checkinteger(L, 2);
-    return errno_result(L, history_truncate_file(path, max), path);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* readline.history_list() -> { entries... } (oldest first) */
@@ -367,9 +342,7 @@ static int rl_caught(lua_State *L)
 static const luaL_Reg readline_funcs[] = {
     {"readline", rl_readline},
     {"history_add", rl_history_add},
-    {"history_load", rl_history_load},
-    {"history_append", rl_history_append},
-    {"history_trim", rl_history_trim},
+    {"create_private", rl_create_private},
     {"history_list", rl_history_list},
     {"set_completer", rl_set_completer},
     {"icall", rl_icall},

@@ -162,15 +162,20 @@ T.test("tty: history persists in $HOME/.bosk_history across runs", function()
   local home = T.tmpdir()
   R.check(R.pty(T, {
     { expect = "> $" },
+    { send = "for i = 1, 2 do\n" }, { expect = "\n>> $" },
+    { send = "print('ml', i) end\n" }, { expect = PROMPT },
     { send = "marker_value = 6 * 7\n" }, { expect = PROMPT },
     { send = "\4" }, { exit = 5 },
   }, { env = { HOME = home } }), "first run")
   T.contains(T.read_file(home .. "/.bosk_history") or "", "marker_value = 6 * 7", "history file")
+  T.eq(T.sh("stat -c %a " .. T.shell_quote(home .. "/.bosk_history")), "600\n", "history file mode")
   local res = R.check(R.pty(T, {
     { expect = "> $" },
     { send = "\27[A" }, { expect = "marker_value = 6 \\* 7$" },   -- Up recalls it
     { send = "\n" }, { expect = PROMPT },
     { send = "marker_value\n" }, { expect = "\n42" .. PROMPT },
+    { send = "\27[A\27[A\27[A\27[A" }, { sleep = 0.2 },   -- the multi-line chunk, whole
+    { send = "\n" }, { expect = "ml\t1\nml\t2" .. PROMPT },
     { send = "\4" }, { exit = 5 },
   }, { env = { HOME = home } }), "second run")
   T.eq(res.exit, 0, "exit status")

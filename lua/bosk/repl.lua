@@ -166,8 +166,44 @@ end
 
 -- ---- interactive and piped loops ------------------------------------
 
-local function history_path()
-  return (os.getenv("HOME") or ".") .. "/.bosk_history"
+-- ---- history: one entry per line; the newlines of a multi-line chunk
+-- are stored as \1 so that it comes back as one entry.
+
+local History = {}
+History.__index = History
+
+local function open_history(rl)
+  local h = setmetatable({ rl = rl, path = (os.getenv("HOME") or ".") .. "/.bosk_history" }, History)
+  rl.create_private(h.path)        -- without it, history is not kept
+  local f = io.open(h.path, "r")
+  if f then
+    for line in f:lines() do rl.history_add((line:gsub("\1", "\n"))) end
+    f:close()
+  end
+  return h
+end
+
+function History:add(text)
+  self.rl.history_add(text)
+  local f = io.open(self.path, "a")
+  if f then
+    f:write((text:gsub("\n", "\1")), "\n")
+    f:close()
+  end
+end
+
+-- Keeps the file to its last HISTORY_MAX entries.
+function History:trim()
+  local f = io.open(self.path, "r")
+  if not f then return end
+  local lines = {}
+  for line in f:lines() do lines[#lines + 1] = line end
+  f:close()
+  if #lines <= HISTORY_MAX then return end
+  f = io.open(self.path, "w")
+  if not f then return end
+  f:write(table.concat(lines, "\n", #lines - HISTORY_MAX + 1), "\n")
+  f:close()
 end
 
 local function prompt(name, default)
@@ -177,8 +213,7 @@ end
 
 local function interactive()
   local rl = require "bosk.readline"
-  local path = history_path()
-  rl.history_load(path)            -- a missing file is a fresh history
+  local history = open_history(rl)
   rl.set_completer(function(word) return M.complete(word) end)
   io.stdout:write("bosk repl (", _VERSION, "); globals: boskos, client. Ctrl-D exits.\n")
   io.stdout:flush()
@@ -188,15 +223,14 @@ local function interactive()
     if line then
       local fn, err, text = read_chunk(line, function() return rl.readline(prompt("_PROMPT2", ">> ")) end)
       if text and text:find("%S") then
-        rl.history_add(text)
-        rl.history_append(path, 1)
+        history:add(text)
       end
       if fn then run_chunk(fn, rl.icall)
       elseif err then report(err) end
     end
   end
   io.stdout:write("\n")
-  rl.history_trim(path, HISTORY_MAX)
+  history:trim()
   return 0
 end
 
