@@ -326,6 +326,7 @@ function Sup:lease(lane)
   local lease = { name = res.name, type = res.type ~= "" and res.type or lane.type, owner = self.api.owner,
                   via = p.via, on_failure = p.on_failure, since = core.realtime() }
   self:hold(lease)
+  lane.leased = (lane.leased or 0) + 1
   if self:put_back(res) or self.stopping then
     self:free_slot(lane)
     self:rest(lane)

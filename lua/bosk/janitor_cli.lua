@@ -79,6 +79,15 @@ local function on_start(opts)
     end
     if opts.once and core.isatty(2) then
       sup.progress = true
+      jlog.setup{ progress = true }
+      local total = 0
+      for _, lane in ipairs(sup.lanes) do
+        sup:spawn("progress", function()
+          local m = sup.api:metric(lane.type)
+          local waiting = m and type(m.current) == "table" and tonumber(m.current[lane.policy.from]) or 0
+          total = total + waiting + (lane.leased or 0)
+        end)
+      end
       sup:every(0.2, function()
         local done, failed = 0, 0
         for _, by in pairs(sup.stats) do
@@ -86,8 +95,9 @@ local function on_start(opts)
             if outcome == "success" then done = done + n else failed = failed + n end
           end
         end
-        io.stderr:write(string.format("\r\27[Kdone %d  failed %d  running %d  held %d",
-                                      done, failed, sup.metrics.in_flight, sup.held_count))
+        local running = sup.metrics.in_flight
+        io.stderr:write(string.format("\r\27[Kdone %d  failed %d  running %d  remaining %d",
+                                      done, failed, running, math.max(0, total - done - failed - running)))
       end)
     end
   end

@@ -10,11 +10,14 @@ local cjson = require("cjson").new()
 local core = require "bosk.core"
 
 local M = {}
-local settings = { format = "text", out = io.stderr }
+local settings = { format = "text", out = io.stderr, progress = false }
 
+-- setup{format =, out =, progress =}; progress: a live line is kept on the
+-- terminal, so each log line first erases it.
 function M.setup(opts)
   settings.format = opts.format or settings.format
   settings.out = opts.out or settings.out
+  if opts.progress ~= nil then settings.progress = opts.progress end
 end
 
 local function timestamp()
@@ -64,7 +67,7 @@ local function format_line(level, msg, fields)
 end
 
 local function emit(level, msg, fields)
-  settings.out:write(format_line(level, msg, fields))
+  settings.out:write(settings.progress and "\r\27[K" or "", format_line(level, msg, fields))
   settings.out:flush()
 end
 
