@@ -366,6 +366,13 @@ static const char *metric_path(const char *url)
 static void route(handlers_ctx *h, struct MHD_Connection *c, const char *url,
                   const char *method, request *rq, reply *rp)
 {
+    if (h->metrics_only) {
+        if (strcmp(url, "/metrics") == 0)
+            h_metrics(h, method, rp);
+        else
+            fail(rp, 404, "404 page not found");
+        return;
+    }
     if (strcmp(url, "/acquire") == 0) h_acquire(h, c, method, rp);
     else if (strcmp(url, "/acquirebystate") == 0) h_acquire_by_state(h, c, method, rp);
     else if (strcmp(url, "/release") == 0) h_release(h, c, method, rp);

@@ -13,6 +13,7 @@ typedef struct {
     ranch *ranch;
     prom *prom;
     int inflight;              /* requests begun and not completed (atomic) */
+    int metrics_only;          /* the --metrics-port daemon: only /metrics */
 } handlers_ctx;
 
 /* MHD_AccessHandlerCallback; cls is a handlers_ctx. */

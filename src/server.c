@@ -24,6 +24,7 @@
 
 typedef struct {
     const char *config_path, *storage, *listen;
+    const char *metrics_listen;     /* NULL: /metrics only on listen */
     int64_t request_ttl_ns;
     double sync_period;        /* seconds between re-syncs and request-id GCs */
 } server_opts;
@@ -240,16 +241,25 @@ static int server_main(const server_opts *o, char *err, size_t n)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    handlers_ctx h = { r, p, 0 };
-    struct MHD_Daemon *d = start_http(&h, &sa);
+    handlers_ctx h = { r, p, 0, 0 }, hm = { r, p, 0, 1 };
+    struct MHD_Daemon *d = start_http(&h, &sa), *dm = NULL;
     int rc = 0;
     if (d == NULL) {
         snprintf(err, n, "cannot listen on %s: %s", o->listen, strerror(errno ? errno : EADDRINUSE));
+        rc = 1;
+    } else if (o->metrics_listen && (resolve_listen(o->metrics_listen, &sa, err, n) != 0 ||
+                                     (dm = start_http(&hm, &sa)) == NULL)) {
+        if (dm == NULL && !*err)
+            snprintf(err, n, "cannot listen on %s: %s", o->metrics_listen,
+                     strerror(errno ? errno : EADDRINUSE));
+        stop_http(d, &h);
         rc = 1;
     } else {
         logf_("listening on %s (storage %s, config %s, %zu resources)", o->listen,
               o->storage, o->config_path, ranch_count(r));
         serve(r, o, &set);
+        if (dm)
+            stop_http(dm, &hm);
         stop_http(d, &h);
         logf_("stopped");
     }
@@ -262,7 +272,8 @@ static int server_main(const server_opts *o, char *err, size_t n)
     return rc;
 }
 
-/* server.run{config=, storage=, listen=, request_ttl=, sync_period=}
+/* server.run{config=, storage=, listen=, metrics_listen=, request_ttl=,
+ *            sync_period=}
  * (durations in seconds; sync_period defaults to a minute). Blocks until SIGTERM/SIGINT. Returns 0, or nil, message,
  * exit status. */
 static int server_run(lua_State *L)
@@ -277,6 +288,8 @@ static int server_run(lua_State *L)
     o.listen = luaL_optstring(L, -1, "127.0.0.1:8080");
     lua_getfield(L, 1, "request_ttl");
     o.request_ttl_ns = (int64_t)(luaL_optnumber(L, -1, 30) * 1e9);
+    lua_getfield(L, 1, "metrics_listen");
+    o.metrics_listen = luaL_optstring(L, -1, NULL);
     lua_getfield(L, 1, "sync_period");
     o.sync_period = luaL_optnumber(L, -1, 60);
     char err[4096] = "";

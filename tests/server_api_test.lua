@@ -219,6 +219,17 @@ T.test("SIGTERM stops the server with status 0", function()
   T.contains(srv.proc:output(), "stopped", "log line")
 end)
 
+T.test("--metrics-port serves /metrics alone", function()
+  local mport = T.free_port()
+  local s2 = T.start_server{ args = { "--metrics-port", tostring(mport) } }
+  local status, body = T.http("GET", "http://127.0.0.1:" .. mport .. "/metrics")
+  T.eq(status, 200, "metrics")
+  T.contains(body, 'boskos_resources{state="free",type="t"} 2', "gauge")
+  local st, b = T.http("POST", "http://127.0.0.1:" .. mport .. "/acquire?type=t&state=free&dest=b&owner=o")
+  T.eq({ st, b }, { 404, "404 page not found\n" }, "no API there")
+  S.stop(T, s2)
+end)
+
 T.test("bad config at start: exit 2 naming the file and line", function()
   local dir = T.tmpdir()
   local cfg = T.write_file(dir .. "/bad.yaml", "resources:\n- type: t\n  names: [Bad_Name]\n- state: free\n  min-count: 2\n  max-count: 1\n")

@@ -10,6 +10,7 @@ local spec = {
   { "storage", default = "memory", help = "memory or sqlite:PATH" },
   { "listen", help = "HOST:PORT to serve on", default = "127.0.0.1:8080" },
   { "port", kind = "int", help = "serve on 0.0.0.0:PORT (upstream's flag; overrides --listen)" },
+  { "metrics-port", kind = "int", help = "also serve /metrics alone on this port (same host as --listen)" },
   { "request-ttl", kind = "duration", default = 30, help = "how long a request id keeps its place" },
   { "sync-period", kind = "duration", default = 60, help = "re-sync and request-id GC period" },
   { "log-level", help = "accepted for compatibility; ignored" },
@@ -43,6 +44,7 @@ function M.main(args)
   local ok, err, code = server.run{
     config = opts.config, storage = opts.storage, listen = opts.listen,
     request_ttl = opts.request_ttl, sync_period = opts.sync_period,
+    metrics_listen = opts.metrics_port and (opts.listen:match("^(.*):[^:]*$") .. ":" .. opts.metrics_port),
   }
   if ok == nil then
     io.stderr:write("bosk server: ", err, "\n")
