@@ -2,7 +2,8 @@
  * synchronous=NORMAL: a commit reaches the OS before the ranch answers, so
  * every acknowledged change survives kill -9 of the server (a power loss
  * may drop the last transactions, never corrupt the file). Only the
- * ranch's lock ever touches the connection. */
+ * ranch's lock ever touches the connection, and the file is locked for
+ * this process alone. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,10 @@ typedef struct {
     sqlite3_stmt *begin, *commit, *rollback, *put, *del, *put_drlc, *del_drlc;
 } sqlite_store;
 
+/* Exclusive locking: a second server on the same file fails at start
+ * instead of leasing the same resources twice. */
 static const char schema[] =
+    "PRAGMA locking_mode=EXCLUSIVE;"
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
     "CREATE TABLE IF NOT EXISTS resources("
@@ -204,7 +208,7 @@ store *store_sqlite_open(const char *path, char *err, size_t n)
     s->base.kind = "sqlite";
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK ||
-        sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK ||
+        sqlite3_busy_timeout(s->db, 1000) != SQLITE_OK ||
         sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK || prepare(s) != 0) {
         snprintf(err, n, "cannot open sqlite store %s: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : "out of memory");

@@ -65,6 +65,11 @@ T.test("kill -9 mid-burst: every acknowledged change survives", function()
   end
   for name, i in pairs(updates) do T.eq(seen[name].userdata.i, i, "acknowledged update of " .. name) end
   T.ok(held == #acked or held == #acked + 1, "at most the one in-flight acquire beyond the log", held)
+  -- a second server on the same database refuses to start
+  local _, err, code = T.run({ "server", "--config", srv.config, "--storage", db,
+                               "--listen", "127.0.0.1:" .. T.free_port() }, { timeout = 10 })
+  T.eq(code, 1, "second server exit status")
+  T.contains(err, "database is locked", "second server message")
   -- the restarted server keeps working on the same database
   T.eq(c.acquire("t", "free", "busy", "after"), 200, "acquire after restart")
   S.stop(T, again)
