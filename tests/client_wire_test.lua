@@ -58,6 +58,12 @@ T.test("wire encodes and decodes the Resource golden form byte for byte", functi
        '{"type":"t","name":"x","state":"s","owner":"o","lastupdate":"L","userdata":{"a":"2","z":"1"}}')
 end)
 
+T.test("decoded user data keeps empty and null values, as Go's FromMap", function()
+  local r = assert(wire.decode_resource('{"name":"n","userdata":{"a":"","b":null,"c":"x"}}'))
+  T.eq(r.userdata:to_map(), { a = "", b = "", c = "x" })
+  T.eq(r.userdata:to_json(), '{"a":"","b":"","c":"x"}')
+end)
+
 T.test("wire.decode_resource rejects bad shapes with clear errors", function()
   local cases = {
     { "{}", "unable to parse resource" },
@@ -233,6 +239,7 @@ T.test("wrong argument types raise like the standard library", function()
     { "acquire_by_state", { "s", "d", { "a", 2 } }, "element 2" },
     { "release", { "n" }, "#2" },
     { "update", { "n", "s", 5 }, "#3" },
+    { "update", { "n", "s", { k = 1 } }, "keys and values must be strings" },
     { "reset", { "t", "s", {}, "d" }, "#3" },
     { "reset", { "t", "s", "soon", "d" }, "time: invalid duration" },
     { "metric", { nil }, "#1" },

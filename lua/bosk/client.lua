@@ -467,8 +467,14 @@ local function userdata_body(ud)
 end
 
 local function check_userdata(ud, n, fname)
-  if ud ~= nil and type(ud) ~= "table" then
+  if ud == nil or getmetatable(ud) == wire.UserData then return end
+  if type(ud) ~= "table" then
     arg_error(n, fname, "boskos.userdata or table expected, got " .. type(ud))
+  end
+  for k, v in pairs(ud) do
+    if type(k) ~= "string" or type(v) ~= "string" then
+      arg_error(n, fname, "user data keys and values must be strings")
+    end
   end
 end
 
@@ -625,7 +631,9 @@ end
 local function update_local(self, r, state, ud)
   r.state = state
   if ud ~= nil then
-    if r.userdata == nil then r.userdata = wire.userdata(ud) else r.userdata:update(ud) end
+    -- Go: a record without user data takes ud as it is; otherwise merge.
+    local none = r.userdata == nil or (r.userdata._null and #r.userdata == 0)
+    if none then r.userdata = wire.userdata(ud) else r.userdata:update(ud) end
   end
   return self.storage:update(r)
 end

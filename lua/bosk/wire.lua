@@ -246,13 +246,15 @@ function wire.decode_userdata_map(v)
   if type(v) ~= "table" or v[1] ~= nil then
     return nil, unmarshal_error(json_type(v), "Resource.userdata", "map[string]string")
   end
+  -- As Go's FromMap: every entry is stored, "" included (null reads as "").
   local map = {}
   for k, val in pairs(v) do
-    if val ~= cjson.null then
-      if type(val) ~= "string" then
-        return nil, unmarshal_error(json_type(val), "Resource.userdata", "string")
-      end
-      if val ~= "" then map[k] = val end
+    if val == cjson.null then
+      map[k] = ""
+    elseif type(val) ~= "string" then
+      return nil, unmarshal_error(json_type(val), "Resource.userdata", "string")
+    else
+      map[k] = val
     end
   end
   return map, false
