@@ -23,6 +23,9 @@ resources:
 - type: ci
   state: free
   names: [c1]
+- type: ci2
+  state: free
+  names: [c2]
 ]]
 
 local server = T.start_server { config = CONFIG }
@@ -242,15 +245,15 @@ T.test("status shows a table of every type with counts per state and owner", fun
   local lines = {}
   for line in o:gmatch("[^\n]+") do lines[#lines + 1] = line end
   T.match(lines[1], "^TYPE%s+TOTAL%s+FREE%s+BUSY%s+DIRTY.*OWNERS$", "header")
-  T.eq(#lines, 6, "header + one row per type")
-  local want = { "ci", "hb", "other", "slow", "t" }
+  T.eq(#lines, 7, "header + one row per type")
+  local want = { "ci", "ci2", "hb", "other", "slow", "t" }
   local col = lines[1]:find("TOTAL", 1, true) + #"TOTAL" - 1
   for i, t in ipairs(want) do
     T.match(lines[i + 1], "^" .. t .. " ", "row " .. i)
     T.match(lines[i + 1]:sub(col, col), "%d", "TOTAL right-aligned in row " .. i)
   end
-  T.match(lines[4], "^other%s+1%s+0%s+0%s+1", "counts of type other")
-  T.match(lines[5], "alice=1", "owners of slow")
+  T.match(lines[5], "^other%s+1%s+0%s+0%s+1", "counts of type other")
+  T.match(lines[6], "alice=1", "owners of slow")
 end)
 
 T.test("status --json prints one Metric object per type; --type filters", function()
@@ -333,6 +336,22 @@ T.test("config/examples/ci-lease.sh leases, heartbeats, runs the job, releases",
   T.contains(log, 'heartbeat sent for resource "' .. name .. '"', "heartbeats ran")
   T.contains(log, 'released resource "' .. name .. '"', "released")
   local r = server_resource(name)
+  T.eq({ r.state, r.owner }, { "dirty", "" }, "released as dirty")
+end)
+
+T.test("ci-lease.sh releases the resource when the CI system kills the job's group", function()
+  local script = T.root .. "/config/examples/ci-lease.sh"
+  local proc = T.spawn({ "env", "BOSK=" .. T.bosk, "BOSKOS_URL=" .. server.url, "BOSKOS_OWNER=ci-killed",
+                         "HEARTBEAT_PERIOD=200ms", "LEASE_WAIT=5s", "sh", script, "ci2", "sleep", "30" })
+  T.wait_until(function() return proc:output():find("heartbeat sent", 1, true) end, 10, "the job running")
+  T.eq(server_resource("c2").owner, "ci-killed", "leased while the job runs")
+  -- As a CI system stopping a job does: TERM to the script and its children.
+  local children = T.sh("ps -o pid= --ppid " .. proc.pid):gsub("%s+", " ")
+  T.match(children, "%d", "the script's children")
+  os.execute("kill -TERM " .. proc.pid .. " " .. children)
+  T.eq(proc:wait(15), 143, "exit status after SIGTERM; output:\n" .. proc:output())
+  T.contains(proc:output(), 'released resource "c2"', "released")
+  local r = server_resource("c2")
   T.eq({ r.state, r.owner }, { "dirty", "" }, "released as dirty")
 end)
 

@@ -32,20 +32,23 @@ resource=$("$BOSK" acquire --type "$type" --state "${FROM_STATE:-free}" \
 }
 # Resource names are DNS-1123 names: no quotes or escapes to worry about.
 name=$(printf '%s\n' "$resource" | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')
+if [ -z "$name" ]; then
+  echo "ci-lease: acquire printed no resource" >&2
+  exit 1
+fi
 echo "ci-lease: leased $name" >&2
 
-# 2. Heartbeat in the background; it exits non-zero if the lease is lost.
-"$BOSK" heartbeat --resource "$resource" --period "${HEARTBEAT_PERIOD:-30s}" >&2 &
-heartbeat=$!
-
-# 3. Release on every exit path (success, failure, Ctrl-C, kill).
+# 2. Release on every exit path (success, failure, Ctrl-C, kill).
+heartbeat=
 release() {
   status=$?
   trap - EXIT INT TERM
-  if kill "$heartbeat" 2>/dev/null; then
-    wait "$heartbeat" || true
-  else
-    wait "$heartbeat" || { echo "ci-lease: the lease on $name was lost" >&2; status=1; }
+  if [ -n "$heartbeat" ]; then
+    if kill "$heartbeat" 2>/dev/null; then
+      wait "$heartbeat" || true
+    else
+      wait "$heartbeat" || { echo "ci-lease: the lease on $name was lost" >&2; status=1; }
+    fi
   fi
   "$BOSK" release --name "$name" --target-state "${RELEASE_STATE:-dirty}" >&2 || status=1
   exit "$status"
@@ -53,6 +56,10 @@ release() {
 trap release EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# 3. Heartbeat in the background; it exits non-zero if the lease is lost.
+"$BOSK" heartbeat --resource "$resource" --period "${HEARTBEAT_PERIOD:-30s}" >&2 &
+heartbeat=$!
 
 # 4. The job itself.
 BOSKOS_RESOURCE=$name BOSKOS_RESOURCE_JSON=$resource "$@"
