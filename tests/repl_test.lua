@@ -103,6 +103,17 @@ test_if(HAVE_CLIENT, "pipe: boskos and client globals exist; client uses the com
   T.match(out, "^table\t%a+\n$", "stdout")
 end)
 
+test_if(HAVE_CLIENT, "completion lists client methods, private names only when asked", function()
+  local out, err, code = repl(table.concat({
+    'c = require("bosk.repl").complete',
+    'table.concat(c("client:rel"), " ")',
+    '(function() for _, m in ipairs(c("client:")) do if m:find("^client:_") then return false end end return #c("client:") > 10 end)()',
+    'c("client:_se")[1]',
+    'table.concat(c("whil"), " "), #c("no_such_thing.x"), #c("(1):x")', "" }, "\n"))
+  T.eq({ err, code }, { "", 0 }, "stderr and status")
+  T.eq(out, "client:release( client:release_all( client:release_one(\ntrue\nclient:_send(\nwhile\t0\t0\n", "stdout")
+end)
+
 T.test("usage errors exit 2 and name the flag", function()
   local _, err, code = T.run({ "repl", "--bogus" })
   T.eq(code, 2, "exit status")

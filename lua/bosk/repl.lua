@@ -155,8 +155,9 @@ function M.complete(word)
     add_keys(names, kinds, base, sep == ":")
   end
   local out = {}
+  local hide_private = partial:sub(1, 1) ~= "_"    -- _send, __index: only when asked
   for _, k in ipairs(names) do
-    if k:sub(1, #partial) == partial then
+    if k:sub(1, #partial) == partial and not (hide_private and k:sub(1, 1) == "_") then
       out[#out + 1] = prefix .. sep .. k .. (kinds[k] == "function" and "(" or "")
     end
   end
