@@ -6,11 +6,15 @@
 # in the same run. Prints ops/s and p99 per case and the target ratios.
 #
 #   BOSK=build/bosk scripts/bench_server.sh
-#   env: DURATION (5s) CONNECTIONS (32) THREADS (2) SIZES ("1000 100000")
+#   env: DURATION (2s) REPEAT (5) CONNECTIONS (32) THREADS (2)
+#        SIZES ("1000 100000")
+# Each figure is the best of REPEAT runs: on a shared machine the best run
+# is the one least disturbed by other work.
 set -euo pipefail
 
 BOSK=${BOSK:-build/bosk}
-DURATION=${DURATION:-5s}
+DURATION=${DURATION:-2s}
+REPEAT=${REPEAT:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 SIZES=${SIZES:-"1000 100000"}
@@ -49,6 +53,24 @@ run_wrk() {
     END { printf "%.0f %.3f\n", ops, ms }' "$work/wrk.out"
 }
 
+# best_wrk PORT [SCRIPT] -> "ops p99_ms" of the run with the most ops/s
+best_wrk() {
+  local best="0 0" line
+  for _ in $(seq 1 "$REPEAT"); do
+    line=$(run_wrk "$@")
+    if awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN { exit !(a > b) }'; then best=$line; fi
+    check_errors
+  done
+  echo "$best"
+}
+
+check_errors() {
+  if grep -q "non-2xx or socket errors" "$work/wrk.out" &&
+     ! grep -q "non-2xx or socket errors: 0" "$work/wrk.out"; then
+    echo "bench_server: warning: $(grep 'non-2xx' "$work/wrk.out")" >&2
+  fi
+}
+
 config_for() {
   local n=$1 f="$work/config-$1.yaml"
   { echo "resources:"; echo "- type: b"; echo "  state: free"; echo "  names:"
@@ -66,9 +88,7 @@ bench_bosk() {
   local pid=$!
   pids+=("$pid")
   wait_http "$port"
-  run_wrk "$port" "$root/bench/acquire_release.lua"
-  grep -q "non-2xx or socket errors: 0" "$work/wrk.out" ||
-    echo "bench_server: warning: $(grep 'non-2xx' "$work/wrk.out")" >&2
+  best_wrk "$port" "$root/bench/acquire_release.lua"
   kill "$pid"
   wait "$pid" || { echo "bench_server: bosk server exited badly" >&2; cat "$work/server.log" >&2; }
 }
@@ -78,10 +98,10 @@ port=$(free_port)
 "$work/mhd_hello" "$port" &
 pids+=($!)
 wait_http "$port"
-read -r ref_ops ref_p99 < <(run_wrk "$port")
+read -r ref_ops ref_p99 < <(best_wrk "$port")
 kill "${pids[-1]}"
 
-printf "%-28s %12s %10s\n" "case (wrk -t$THREADS -c$CONNECTIONS -d$DURATION)" "ops/s" "p99 ms"
+printf "%-28s %12s %10s\n" "case (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, best of $REPEAT)" "ops/s" "p99 ms"
 printf "%-28s %12s %10s\n" "reference: mhd fixed 200" "$ref_ops" "$ref_p99"
 declare -A ops
 for storage in memory sqlite; do

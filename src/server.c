@@ -123,6 +123,13 @@ static struct MHD_Daemon *start_http(handlers_ctx *h, const struct sockaddr_stor
         MHD_OPTION_END);
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void reload(ranch *r, const char *path)
 {
     char err[4096];
@@ -137,18 +144,24 @@ static void reload(ranch *r, const char *path)
         logf_("reloaded %s: %zu resources", path, ranch_count(r));
 }
 
+/* Syncs; an error is logged when it first appears, then at most once a
+ * minute while it persists (a release-triggered sync can run 10 times a
+ * second). */
 static void resync(ranch *r, const char *why)
 {
+    static char last[4096];
+    static double last_logged;
     char err[4096];
-    if (ranch_sync(r, NULL, err, sizeof err) != 0)
+    if (ranch_sync(r, NULL, err, sizeof err) == 0) {
+        last[0] = '\0';
+        return;
+    }
+    double now = mono_now();
+    if (strcmp(err, last) != 0 || now - last_logged >= 60) {
         logf_("sync (%s) error: %s", why, err);
-}
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        snprintf(last, sizeof last, "%s", err);
+        last_logged = now;
+    }
 }
 
 /* The daemon's life after start: signals, reloads, periodic work. */
