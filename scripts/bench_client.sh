@@ -11,9 +11,9 @@
 set -u
 cd "$(dirname "$0")/.."
 BOSK=${BOSK:-build/bosk}
-PAIRS=${PAIRS:-2000}
+PAIRS=${PAIRS:-1000}
 CURL_PAIRS=${CURL_PAIRS:-150}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-9}
 work=$(mktemp -d "${TMPDIR:-/tmp}/bosk-bench.XXXXXX")
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
@@ -58,10 +58,23 @@ print(string.format("%.1f", n / (core.monotime() - start)))
 LUA
 
 best() { sort -g | tail -1; }
-c_rates= bosk_rates=
+# CPU seconds (user + sys) used so far by this shell's finished children.
+# Sets $cpu; `times` must run in this shell, not in a $(...) subshell.
+child_cpu() {
+  times >"$work/times"
+  cpu=$(tail -1 "$work/times" | awk '{ split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+}
+c_rates= bosk_rates= c_cpu=0 bosk_cpu=0
 for _ in $(seq "$ROUNDS"); do
-  c_rates+="$("$work/curl_loop" "$url" "$PAIRS" bench bench)"$'\n'
-  bosk_rates+="$("$BOSK" run "$work/pairs.lua" "$url" "$PAIRS")"$'\n'
+  child_cpu; before=$cpu
+  "$work/curl_loop" "$url" "$PAIRS" bench bench >"$work/rate" || exit 1
+  c_rates+="$(cat "$work/rate")"$'\n'
+  child_cpu; mid=$cpu
+  "$BOSK" run "$work/pairs.lua" "$url" "$PAIRS" >"$work/rate" || exit 1
+  bosk_rates+="$(cat "$work/rate")"$'\n'
+  child_cpu; after=$cpu
+  c_cpu=$(echo "$c_cpu + $mid - $before" | bc -l)
+  bosk_cpu=$(echo "$bosk_cpu + $after - $mid" | bc -l)
 done
 c_rate=$(printf '%s' "$c_rates" | best)
 bosk_rate=$(printf '%s' "$bosk_rates" | best)
@@ -78,6 +91,10 @@ proc_rate=$(echo "$CURL_PAIRS / ($end - $start)" | bc -l)
 printf 'acquire+release pairs/s: bosk %.0f, C libcurl loop %.0f, curl process per request %.0f\n' \
   "$bosk_rate" "$c_rate" "$proc_rate"
 printf 'ratio bosk/C = %.3f (target >= 0.90)\n' "$(echo "$bosk_rate / $c_rate" | bc -l)"
+pairs_total=$((PAIRS * ROUNDS))
+printf 'client CPU per pair (user+sys): bosk %.0f us, C %.0f us (C/bosk = %.2f; includes bosk start-up)\n' \
+  "$(echo "$bosk_cpu * 1000000 / $pairs_total" | bc -l)" "$(echo "$c_cpu * 1000000 / $pairs_total" | bc -l)" \
+  "$(echo "$c_cpu / $bosk_cpu" | bc -l)"
 printf 'ratio bosk/curl-processes = %.1f (target >= 10)\n' "$(echo "$bosk_rate / $proc_rate" | bc -l)"
 
 hyperfine -N --warmup 20 --runs 200 --export-json "$work/startup.json" \
