@@ -5,6 +5,7 @@
 -- background from the start so that they overlap.
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local cjson = require "cjson"
+local R = require "repl"
 
 local CONFIG = [[
 resources:
@@ -28,7 +29,7 @@ resources:
   names: [c2]
 ]]
 
-local server = T.start_server { config = CONFIG }
+local server = R.start_server(T, { config = CONFIG })
 
 -- ctl(args, owner, opts) -> stdout, stderr, exit code of `bosk ARGS
 -- --boskos-url URL --owner OWNER`
@@ -267,7 +268,6 @@ end)
 
 local function start_fake()
   local dir = T.tmpdir()
-  local port = T.free_port()
   local script = T.write_file(dir .. "/fake.py", [[
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -281,9 +281,12 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     do_GET = do_POST = answer
     def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+s = http.server.HTTPServer(("127.0.0.1", 0), H)   # the kernel picks a free port
+print(s.server_address[1], flush=True)
+s.serve_forever()
 ]])
-  local proc = T.spawn({ "python3", script, tostring(port) })
+  local proc = T.spawn({ "python3", script })
+  local port = T.wait_until(function() return proc:output():match("^(%d+)\n") end, 10, "fake server's port")
   local url = "http://127.0.0.1:" .. port
   T.wait_until(function() return T.http("GET", url .. "/") == 200 end, 10, "fake server")
   return url, proc
