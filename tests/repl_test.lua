@@ -34,9 +34,9 @@ T.test("pipe: incomplete statements continue on the next lines", function()
 end)
 
 T.test("pipe: tables are pretty-printed with sorted keys", function()
-  local out, _, code = repl('{b = 2, a = {1, 2, "three"}, [10] = true, ["not id"] = 1}\n')
+  local out, _, code = repl('{b = 2, a = {1, 2, "three"}, [10] = true, ["not id"] = 1}\n{1, nil, 3, [2.5] = "f"}\n')
   T.eq(code, 0, "exit status")
-  T.eq(out, '{[10] = true, a = {1, 2, "three"}, b = 2, ["not id"] = 1}\n', "stdout")
+  T.eq(out, '{[10] = true, a = {1, 2, "three"}, b = 2, ["not id"] = 1}\n{1, [3] = 3, [2.5] = "f"}\n', "stdout")
 end)
 
 T.test("pipe: long tables are split one entry per line, nested and indented", function()

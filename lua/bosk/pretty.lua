@@ -85,10 +85,11 @@ end
 local function format_table(t, seen, depth, indent)
   if depth > MAX_DEPTH then return "{...}" end
   seen[t] = true
-  local items, n = {}, #t
+  local items, next_index = {}, 1
   for _, k in ipairs(sorted_keys(t)) do
     local v = format(t[k], seen, depth + 1, indent .. "  ")
-    if math.type(k) == "integer" and k >= 1 and k <= n then
+    if k == next_index then               -- 1, 2, 3... print without keys
+      next_index = next_index + 1
       items[#items + 1] = v
     else
       items[#items + 1] = format_key(k) .. " = " .. v
