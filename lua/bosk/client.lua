@@ -74,10 +74,10 @@ end
 -- Up to 4 attempts. work(errs) returns true, value (done), false, err
 -- (fatal) or nothing (retriable; it appended to errs). Sleeps i*i seconds
 -- through boskos.sleep between attempts.
-local function retry(work)
+local function retry(work, ...)
   local errs = {}
   for i = 1, 4 do
-    local done, value = work(errs)
+    local done, value = work(errs, ...)
     if done == true then return value end
     if done == false then return nil, value end
     if i < 4 then M.sleep(i * i) end
@@ -131,14 +131,11 @@ function MemoryStorage:list()
   return out
 end
 
--- The store keeps its own copy, as Go stores a Resource by value.
+-- The store keeps its own record, as Go stores a Resource by value; the
+-- user data stays shared, as Go's *UserData pointer is.
 local function copy_resource(r)
-  local c = {}
-  for k, v in pairs(r) do c[k] = v end
-  if getmetatable(r.userdata) == wire.UserData then
-    c.userdata = wire.userdata(r.userdata._map, r.userdata._null)
-  end
-  return c
+  return { type = r.type, name = r.name, state = r.state, owner = r.owner, lastupdate = r.lastupdate,
+           userdata = r.userdata, expiration_date = r.expiration_date }
 end
 
 ---------------------------------------------------------------------------
@@ -308,28 +305,31 @@ local function attempt(self, errs, method, action, params, body, key)
   return status, line, resp_body
 end
 
+-- One /acquire attempt (see retry).
+local function acquire_once(errs, self, rtype, params, key)
+  local status, line, body = attempt(self, errs, "POST", "/acquire", params, nil, key)
+  if not status then return end
+  if status == 200 then
+    local r, err = wire.decode_resource(body)
+    if not r then return false, wire.error(err) end
+    return true, r
+  elseif status == 401 then
+    return false, M.ErrAlreadyInUse
+  elseif status == 404 then
+    if self.distinguish_not_found and body:find(wire.type_not_found_message(rtype), 1, true) then
+      return false, M.ErrTypeNotFound
+    end
+    return false, M.ErrNotFound
+  end
+  errs[#errs + 1] = status_error(line, status)
+end
+
 local function acquire(self, rtype, state, dest, request_id)
   local params = { type = rtype, state = state, owner = self.owner, dest = dest }
   if request_id and request_id ~= "" then params.request_id = request_id end
   local key = self.url .. "\0/acquire\0" .. rtype .. "\0" .. state .. "\0" .. self.owner .. "\0" .. dest ..
               "\0" .. (request_id or "")
-  return retry(function(errs)
-    local status, line, body = attempt(self, errs, "POST", "/acquire", params, nil, key)
-    if not status then return end
-    if status == 200 then
-      local r, err = wire.decode_resource(body)
-      if not r then return false, wire.error(err) end
-      return true, r
-    elseif status == 401 then
-      return false, M.ErrAlreadyInUse
-    elseif status == 404 then
-      if self.distinguish_not_found and body:find(wire.type_not_found_message(rtype), 1, true) then
-        return false, M.ErrTypeNotFound
-      end
-      return false, M.ErrNotFound
-    end
-    errs[#errs + 1] = status_error(line, status)
-  end)
+  return retry(acquire_once, self, rtype, params, key)
 end
 
 local function acquire_and_store(self, rtype, state, dest, request_id)
@@ -446,6 +446,14 @@ function Client:acquire_by_state_wait(ctx, state, dest, names)
   return wait_loop(ctx, function() return self:acquire_by_state(state, dest, names) end)
 end
 
+-- One /release attempt (see retry).
+local function release_once(errs, self, name, params, key)
+  local status, line = attempt(self, errs, "POST", "/release", params, nil, key)
+  if not status then return end
+  if status == 200 then return true, true end
+  errs[#errs + 1] = status_error(line, status, "statusCode", " releasing " .. name)
+end
+
 -- c:release(name, dest) -> true, or nil, err (every non-200 is retried)
 function Client:release(name, dest)
   check_client(self, "release")
@@ -453,12 +461,7 @@ function Client:release(name, dest)
   check_type(dest, "string", 2, "release")
   local params = { name = name, dest = dest, owner = self.owner }
   local key = self.url .. "\0/release\0" .. name .. "\0" .. dest .. "\0" .. self.owner
-  return retry(function(errs)
-    local status, line = attempt(self, errs, "POST", "/release", params, nil, key)
-    if not status then return end
-    if status == 200 then return true, true end
-    errs[#errs + 1] = status_error(line, status, "statusCode", " releasing " .. name)
-  end)
+  return retry(release_once, self, name, params, key)
 end
 
 local function userdata_body(ud)
