@@ -211,9 +211,9 @@ function T.http(method, url, body, extra)
 end
 
 -- T.start_server{config = YAML text | path, storage =, args = {...}} -> server
--- with .url, .port, .proc, :stop(). Waits until GET / answers 200.
-function T.start_server(opts)
-  opts = opts or {}
+-- with .url, .port, .proc, :stop(). Waits until GET / answers 200. A port
+-- taken meanwhile by a parallel test is retried with another one.
+local function start_server_once(opts)
   local dir = T.tmpdir()
   local config = opts.config_path or T.write_file(dir .. "/config.yaml", opts.config or
     "resources:\n- type: t\n  state: free\n  names: [r1, r2]\n")
@@ -224,11 +224,23 @@ function T.start_server(opts)
   local proc = T.spawn(args, { env = opts.env })
   local url = "http://127.0.0.1:" .. port
   T.wait_until(function()
-    if not proc:alive() then error("bosk server exited:\n" .. proc:output()) end
+    if not proc:alive() then error("bosk server exited:\n" .. proc:output(), 0) end
     return T.http("GET", url .. "/") == 200
   end, 10, "bosk server on " .. url)
   return { url = url, port = port, proc = proc, config = config, dir = dir,
            stop = function(self, s) return self.proc:stop(s) end }
+end
+
+function T.start_server(opts)
+  opts = opts or {}
+  local last
+  for _ = 1, opts.port and 1 or 3 do
+    local ok, server = pcall(start_server_once, opts)
+    if ok then return server end
+    last = server
+    if not tostring(server):find("in use", 1, true) then break end
+  end
+  error(last, 2)
 end
 
 -- Kills what the file left running and removes temp dirs.
