@@ -3,7 +3,7 @@
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local S = require "server"
 
-local srv = T.start_server{ config = [[
+local srv = S.start(T, { config = [[
 resources:
 - type: t
   state: free
@@ -11,7 +11,7 @@ resources:
 - type: other
   state: dirty
   names: [o1]
-]] }
+]] })
 local c = S.new(T, srv)
 local TEXT = "text/plain; charset=utf-8"
 
@@ -188,8 +188,11 @@ printf "POST /acquire?type=%s&state=free&dest=b&owner=o HTTP/1.1\r\nHost: x\r\nC
 head -1 <&3
 ]])
   local line = T.sh("bash " .. script .. " " .. srv.port)
+  -- the server answers 414 and closes; when the close beats the rest of
+  -- the upload, TCP resets the connection and the 414 is lost: both refuse
   local status = tonumber(line:match("^HTTP/1%.1 (%d+)"))
-  T.ok(status and status >= 400 and status < 500, "huge query string refused", line)
+  T.ok(line == "" or (status and status >= 400 and status < 500), "huge query string refused", line)
+  T.eq(T.http("GET", srv.url .. "/"), 200, "healthy after the huge request")
   status = T.http("POST", srv.url .. "/acquire?type=%zz%&state=%&dest=b&owner=o")
   T.ok(status == 404 or status == 400, "bad percent-encoding answered", status)
   status = c.post("/update", { name = "r1", owner = "o", state = "free" }, string.rep("x", 2 * 1024 * 1024))
@@ -220,8 +223,8 @@ T.test("SIGTERM stops the server with status 0", function()
 end)
 
 T.test("--metrics-port serves /metrics alone", function()
-  local mport = T.free_port()
-  local s2 = T.start_server{ args = { "--metrics-port", tostring(mport) } }
+  local mport = S.free_port(T)
+  local s2 = S.start(T, { args = { "--metrics-port", tostring(mport) } })
   local status, body = T.http("GET", "http://127.0.0.1:" .. mport .. "/metrics")
   T.eq(status, 200, "metrics")
   T.contains(body, 'boskos_resources{state="free",type="t"} 2', "gauge")
@@ -233,7 +236,7 @@ end)
 T.test("bad config at start: exit 2 naming the file and line", function()
   local dir = T.tmpdir()
   local cfg = T.write_file(dir .. "/bad.yaml", "resources:\n- type: t\n  names: [Bad_Name]\n- state: free\n  min-count: 2\n  max-count: 1\n")
-  local _, err, code = T.run({ "server", "--config", cfg, "--listen", "127.0.0.1:" .. T.free_port() }, { timeout = 10 })
+  local _, err, code = T.run({ "server", "--config", cfg, "--listen", "127.0.0.1:" .. S.free_port(T) }, { timeout = 10 })
   T.eq(code, 2, "exit status")
   T.contains(err, ".0.names.0(Bad_Name) is invalid: [a lowercase RFC 1123 subdomain", "DNS error")
   T.contains(err, "(line 3)", "line of the name")

@@ -37,7 +37,7 @@ f:close()
 ]]
 
 T.test("concurrent acquire/update/release: never two owners, none lost", function()
-  local srv = T.start_server{ config = "resources:\n- type: c\n  state: free\n  names: [c1, c2, c3, c4]\n" }
+  local srv = S.start(T, { config = "resources:\n- type: c\n  state: free\n  names: [c1, c2, c3, c4]\n" })
   local c = S.new(T, srv)
   local dir = T.tmpdir()
   local script = T.write_file(dir .. "/worker.lua", worker)

@@ -31,7 +31,7 @@ T.test("kill -9 mid-burst: every acknowledged change survives", function()
   for i = 1, N do names[#names + 1] = "r" .. i end
   local cfg = "resources:\n- type: t\n  state: free\n  names: [" .. table.concat(names, ", ") .. "]\n"
   local db = "sqlite:" .. dir .. "/bosk.db"
-  local srv = T.start_server{ config = cfg, storage = db }
+  local srv = S.start(T, { config = cfg, storage = db })
   local script = T.write_file(dir .. "/writer.lua", writer)
   local log = dir .. "/acks"
   local w = T.spawn{ T.bosk, "run", script, srv.url, log }
@@ -50,7 +50,7 @@ T.test("kill -9 mid-burst: every acknowledged change survives", function()
   end
   T.ok(#acked >= 50 and #acked < N, "the kill landed mid-burst", #acked)
 
-  local again = T.start_server{ config_path = srv.config, storage = db }
+  local again = S.start(T, { config_path = srv.config, storage = db })
   local c = S.new(T, again)
   local all = c.list{ type = "t" }
   T.eq(#all, N, "no resource lost or duplicated")
@@ -67,7 +67,7 @@ T.test("kill -9 mid-burst: every acknowledged change survives", function()
   T.ok(held == #acked or held == #acked + 1, "at most the one in-flight acquire beyond the log", held)
   -- a second server on the same database refuses to start
   local _, err, code = T.run({ "server", "--config", srv.config, "--storage", db,
-                               "--listen", "127.0.0.1:" .. T.free_port() }, { timeout = 10 })
+                               "--listen", "127.0.0.1:" .. S.free_port(T) }, { timeout = 10 })
   T.eq(code, 1, "second server exit status")
   T.contains(err, "database is locked", "second server message")
   -- the restarted server keeps working on the same database

@@ -6,7 +6,7 @@ local S = require "server"
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
 T.test("request ids: FIFO ranks, id-less requests wait behind the live queue", function()
-  local srv = T.start_server{ config = "resources:\n- type: p\n  state: free\n  names: [p1]\n" }
+  local srv = S.start(T, { config = "resources:\n- type: p\n  state: free\n  names: [p1]\n" })
   local c = S.new(T, srv)
   T.eq(c.acquire("p", "free", "busy", "holder"), 200, "hold p1")
   T.eq(c.acquire("p", "free", "busy", "a", "ra"), 404, "a queued")
@@ -27,8 +27,8 @@ T.test("request ids: FIFO ranks, id-less requests wait behind the live queue", f
 end)
 
 T.test("request ids expire after --request-ttl", function()
-  local srv = T.start_server{ config = "resources:\n- type: p\n  state: free\n  names: [p1]\n",
-                              args = { "--request-ttl", "1s" } }
+  local srv = S.start(T, { config = "resources:\n- type: p\n  state: free\n  names: [p1]\n",
+                              args = { "--request-ttl", "1s" } })
   local c = S.new(T, srv)
   T.eq(c.acquire("p", "free", "busy", "holder"), 200, "hold p1")
   T.eq(c.acquire("p", "free", "busy", "a", "ra"), 404, "a queued")
@@ -40,7 +40,7 @@ T.test("request ids expire after --request-ttl", function()
 end)
 
 T.test("dynamic: min-count top-up, creation on a new request id, max-count", function()
-  local srv = T.start_server{ config = [[
+  local srv = S.start(T, { config = [[
 resources:
 - type: dyn
   state: free
@@ -49,7 +49,7 @@ resources:
 - type: lazy
   state: dirty
   max-count: 1
-]] }
+]] })
   local c = S.new(T, srv)
   local list = c.list{ type = "dyn" }
   T.eq(#list, 1, "topped up to min-count")
@@ -75,14 +75,14 @@ resources:
 end)
 
 T.test("dynamic: lifespan expiry -> toBeDeleted, tombstone deleted, top-up", function()
-  local srv = T.start_server{ config = [[
+  local srv = S.start(T, { config = [[
 resources:
 - type: dyn
   state: free
   min-count: 2
   max-count: 2
   lifespan: 1s
-]], args = { "--sync-period", "300ms" } }
+]], args = { "--sync-period", "300ms" } })
   local c = S.new(T, srv)
   local _, body = c.acquire("dyn", "free", "busy", "o")
   local name = S.decode(body).name
@@ -101,7 +101,7 @@ resources:
 end)
 
 T.test("dynamic: lowering max-count marks idle ones toBeDeleted, names descending", function()
-  local srv = T.start_server{ config = "resources:\n- type: dyn\n  min-count: 3\n  max-count: 3\n" }
+  local srv = S.start(T, { config = "resources:\n- type: dyn\n  min-count: 3\n  max-count: 3\n" })
   local c = S.new(T, srv)
   local names = {}
   for _, r in ipairs(c.list{ type = "dyn" }) do names[#names + 1] = r.name end

@@ -12,7 +12,7 @@ local function names_of(c, filters)
 end
 
 T.test("SIGHUP: add, remove when unowned, type change", function()
-  local srv = T.start_server{ config = "resources:\n- type: t\n  state: dirty\n  names: [a, b, e]\n" }
+  local srv = S.start(T, { config = "resources:\n- type: t\n  state: dirty\n  names: [a, b, e]\n" })
   local c = S.new(T, srv)
   T.eq(names_of(c), "a,b,e", "initial")
   T.eq(c.post("/acquirebystate", { state = "dirty", dest = "busy", owner = "o", names = "a" }), 200, "hold a")
@@ -35,7 +35,7 @@ T.test("SIGHUP: add, remove when unowned, type change", function()
 end)
 
 T.test("file change triggers a reload; a bad file keeps the old config", function()
-  local srv = T.start_server{ config = "resources:\n- type: t\n  names: [a]\n" }
+  local srv = S.start(T, { config = "resources:\n- type: t\n  names: [a]\n" })
   local c = S.new(T, srv)
   T.write_file(srv.config, "resources:\n- type: t\n  names: [a, bb]\n")
   T.wait_until(function() return names_of(c) == "a,bb" end, 8, "picked up without a signal")

@@ -46,6 +46,27 @@ function S.new(T, srv)
   return c
 end
 
+-- S.free_port(T) -> a port the kernel just handed out (bind to port 0).
+function S.free_port(T)
+  local out = T.sh([[python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']])
+  return assert(tonumber(out), "no free port: " .. out)
+end
+
+-- S.start(T, opts) -> T.start_server(opts) on a kernel-chosen port, retried
+-- (3 times) if another process took the port in between.
+function S.start(T, opts)
+  opts = opts or {}
+  local last
+  for _ = 1, 3 do
+    opts.port = S.free_port(T)
+    local ok, srv = pcall(T.start_server, opts)
+    if ok then return srv end
+    last = srv
+    if not tostring(srv):find("Address already in use", 1, true) then break end
+  end
+  error(last, 2)
+end
+
 -- S.stop(T, srv): SIGTERM; the server must exit 0 and its log must hold no
 -- sanitizer report (so ASan/UBSan findings in the server fail the test).
 function S.stop(T, srv)
