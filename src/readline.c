@@ -58,8 +58,9 @@ static void cancel_line(void)
     rl_callback_sigcleanup();
     rl_cleanup_after_signal();
     rl_callback_handler_remove();
-    fputc('\n', rl_outstream ? rl_outstream : stdout);
-    fflush(rl_outstream ? rl_outstream : stdout);
+    FILE *out = rl_outstream ? rl_outstream : stdout;
+    if (fputc('\n', out) == EOF || fflush(out) != 0)
+        clearerr(out);                  /* a closed terminal: nothing to do */
 }
 
 /* Reads keys until a line is complete, EOF, or Ctrl-C. SIGINT stays
