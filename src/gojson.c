@@ -340,7 +340,13 @@ static cJSON *parse_body(const char *body, size_t len, char *err, size_t err_len
     if (v != NULL)
         return v;
     end = cJSON_GetErrorPtr();
-    if (end == NULL || end >= body + len || (size_t)(end - body) >= len)
+    size_t used = len;
+    while (used > 0 && strchr(" \t\r\n", body[used - 1]))
+        used--;
+    /* cJSON points at (or just before) the byte it choked on: at the last
+     * byte means the input ended early, as Go reports it */
+    int starts_value = used > 0 && strchr("{[\"tfn-0123456789", body[0]) != NULL;
+    if (end == NULL || end < body || ((size_t)(end - body) + 1 >= used && starts_value))
         snprintf(err, err_len, "unexpected EOF");
     else if ((unsigned char)*end >= 0x20 && (unsigned char)*end < 0x7f)
         snprintf(err, err_len, "invalid character '%c' looking for beginning of value", *end);

@@ -62,7 +62,10 @@ static void merge(void)
     CHECK_STR(err, "json: cannot unmarshal array into Go value of type common.UserData");
     CHECK(gojson_merge_userdata("{}", "{\"a\":1}", 7, &m, err, sizeof err) != 0);
     CHECK_STR(err, "json: cannot unmarshal number into Go value of type string");
-    CHECK(gojson_merge_userdata("{}", "{\"a\"", 4, &m, err, sizeof err) != 0);
+    CHECK(gojson_merge_userdata("{}", "{\"a\":", 5, &m, err, sizeof err) != 0);
+    CHECK_STR(err, "unexpected EOF");
+    CHECK(gojson_merge_userdata("{}", "x", 1, &m, err, sizeof err) != 0);
+    CHECK_STR(err, "invalid character 'x' looking for beginning of value");
 }
 
 int main(void)
