@@ -121,6 +121,20 @@ T.test("dropped connections and truncated bodies are retried transport errors", 
   T.eq(r and r.name, "r2", "recovers on a new connection: " .. tostring(err))
 end)
 
+T.test("garbage instead of HTTP is a retried io error, never a crash", function()
+  local c = fresh()
+  fake:script{ { raw = "HELLO WORLD\r\n\r\n" }, { raw = "HTTP/1.1 abc\r\n\r\n" },
+               { raw = "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n" },
+               { raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" } }
+  local r, err = c:acquire("t", "free", "busy")
+  T.eq(r, nil)
+  T.eq(err.kind, "io", "kind")
+  T.eq(#err.errors, 4, "four distinct failures: " .. tostring(err))
+  T.eq(sleeps, { 1, 4, 9 })
+  fake:script{ { body = res("ok1") } }
+  T.eq(assert(c:acquire("t", "free", "busy")).name, "ok1", "the client still works")
+end)
+
 T.test("a 1 GB response fails fast without buffering it", function()
   local c = fresh()
   local started = T.now()

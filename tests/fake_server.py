@@ -19,7 +19,8 @@ object with optional fields:
   delay (seconds before answering), drop (close without answering),
   truncate (send only N bytes of the body, then close),
   huge (stream N bytes of body, Content-Length N), close (Connection: close),
-  no_length (no Content-Length: the body ends when the connection closes).
+  no_length (no Content-Length: the body ends when the connection closes),
+  raw (send these bytes instead of a response, then close).
 """
 import http.client
 import json
@@ -112,6 +113,9 @@ def respond(sock, spec):
     if spec.get("delay"):
         time.sleep(float(spec["delay"]))
     if spec.get("drop"):
+        return False
+    if "raw" in spec:
+        sock.sendall(spec["raw"].encode("utf-8", "surrogateescape"))
         return False
     status = int(spec.get("status", 200))
     reason = spec.get("reason", reason_for(status))
