@@ -345,7 +345,9 @@ static cJSON *parse_body(const char *body, size_t len, char *err, size_t err_len
         used--;
     /* cJSON points at (or just before) the byte it choked on: at the last
      * byte means the input ended early, as Go reports it */
-    size_t first = strspn(body, " \t\r\n");
+    size_t first = 0;
+    while (first < used && strchr(" \t\r\n", body[first]))
+        first++;
     int starts_value = first < used && strchr("{[\"tfn-0123456789", body[first]) != NULL;
     if (end == NULL || end < body || ((size_t)(end - body) + 1 >= used && starts_value))
         snprintf(err, err_len, "unexpected EOF");
