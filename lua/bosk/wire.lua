@@ -9,6 +9,7 @@ local wire = {}
 
 wire.ZERO_TIME = "0001-01-01T00:00:00Z"
 local UserData = { __name = "boskos.userdata" } -- methods below
+local adopt_resource -- the fast path of decode_resource, defined with it
 
 -- Decodes one UTF-8 sequence at i: codepoint, length; nil when invalid.
 local function utf8_at(s, i)
@@ -393,6 +394,28 @@ function wire.userdata_from_json(text)
   return wire.userdata(map, e)
 end
 
+-- The fast path of decode_resource: turns the decoded object into the
+-- resource in place when it has exactly the usual shape (strings where
+-- strings belong, a non-empty name, a userdata object of strings);
+-- returns nil otherwise, and the general path below names the problem.
+local resource_keys = { type = true, name = true, state = true, owner = true, lastupdate = true,
+                        userdata = true, ["expiration-date"] = true }
+function adopt_resource(v)
+  if type(v) ~= "table" or v[1] ~= nil then return nil end
+  for k, val in pairs(v) do
+    if not resource_keys[k] then return nil end
+    if k ~= "userdata" and type(val) ~= "string" then return nil end
+  end
+  if type(v.name) ~= "string" or v.name == "" then return nil end
+  local ud = v.userdata
+  if type(ud) ~= "table" or ud[1] ~= nil then return nil end
+  for _, val in pairs(ud) do if type(val) ~= "string" then return nil end end
+  v.type, v.state, v.owner = v.type or "", v.state or "", v.owner or ""
+  v.expiration_date, v["expiration-date"] = v["expiration-date"], nil
+  v.userdata = setmetatable({ _map = ud }, UserData)
+  return v
+end
+
 -- wire.decode_resource(json_text_or_table) -> resource or nil, err.
 -- A resource without a name is `unable to parse resource`.
 function wire.decode_resource(v)
@@ -400,6 +423,9 @@ function wire.decode_resource(v)
     local err
     v, err = wire.decode_json(v)
     if v == nil then return nil, err end
+    -- A freshly decoded object already has the right shape: adopt it.
+    local r = adopt_resource(v)
+    if r then return r end
   end
   if type(v) ~= "table" or v[1] ~= nil then
     return nil, "json: cannot unmarshal " .. json_type(v) .. " into Go value of type common.Resource"
