@@ -33,7 +33,7 @@ typedef struct {
     int oom;
 } exchange;
 
-static void set_fixed_options(transport *t);
+static CURLcode set_fixed_options(transport *t);
 
 transport *transport_new(char *err, size_t err_len)
 {
@@ -52,7 +52,12 @@ transport *transport_new(char *err, size_t err_len)
         snprintf(err, err_len, "transport: curl_easy_init failed");
         return NULL;
     }
-    set_fixed_options(t);
+    CURLcode rc = set_fixed_options(t);
+    if (rc != CURLE_OK) {
+        snprintf(err, err_len, "transport: cannot set libcurl options: %s", curl->easy_strerror(rc));
+        transport_free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -195,76 +200,84 @@ static struct curl_slist *headers_for(transport *t, const char *content_type)
     return h;
 }
 
+/* Every libcurl option goes through SETOPT, which keeps the first failure
+ * in *rc (libcurl copies strings, so setting one can run out of memory). */
+#define SETOPT(rc, t, opt, val) do { \
+        CURLcode setopt_rc_ = (t)->curl->easy_setopt((t)->easy, (opt), (val)); \
+        if (*(rc) == CURLE_OK) \
+            *(rc) = setopt_rc_; \
+    } while (0)
+
 /* Options that never change for a transport. Go's loopback rule is kept
  * too: 127.0.0.1 and localhost never go through a proxy. */
-static void set_fixed_options(transport *t)
+static CURLcode set_fixed_options(transport *t)
 {
-    const dl_curl_api *c = t->curl;
-    CURL *e = t->easy;
+    CURLcode rc = CURLE_OK;
     const char *env = getenv("NO_PROXY");
     if (env == NULL || *env == '\0')
         env = getenv("no_proxy");
     snprintf(t->noproxy, sizeof t->noproxy, "localhost,127.0.0.1,::1%s%s",
              env && *env ? "," : "", env && *env ? env : "");
-    c->easy_setopt(e, CURLOPT_NOPROXY, t->noproxy);
-    c->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    c->easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    c->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    c->easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    c->easy_setopt(e, CURLOPT_USERAGENT, "bosk");
-    c->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    c->easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(&rc, t, CURLOPT_NOPROXY, t->noproxy);
+    SETOPT(&rc, t, CURLOPT_NOSIGNAL, 1L);
+    SETOPT(&rc, t, CURLOPT_ERRORBUFFER, t->errbuf);
+    SETOPT(&rc, t, CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(&rc, t, CURLOPT_TCP_NODELAY, 1L);
+    SETOPT(&rc, t, CURLOPT_USERAGENT, "bosk");
+    SETOPT(&rc, t, CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(&rc, t, CURLOPT_HEADERFUNCTION, on_header);
+    return rc;
 }
 
-static void set_method(transport *t, const transport_request *req)
+static CURLcode set_method(transport *t, const transport_request *req)
 {
-    const dl_curl_api *c = t->curl;
-    CURL *e = t->easy;
+    CURLcode rc = CURLE_OK;
     const char *method = req->method ? req->method : "GET";
     if (t->had_custom) {
-        c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-        c->easy_setopt(e, CURLOPT_NOBODY, 0L);
+        SETOPT(&rc, t, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+        SETOPT(&rc, t, CURLOPT_NOBODY, 0L);
         t->had_custom = 0;
     }
     if (strcmp(method, "GET") == 0 && req->body == NULL) {
-        c->easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        SETOPT(&rc, t, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "HEAD") == 0) {
-        c->easy_setopt(e, CURLOPT_NOBODY, 1L);
+        SETOPT(&rc, t, CURLOPT_NOBODY, 1L);
         t->had_custom = 1;
     } else {
         /* POSTFIELDS with an explicit size: Content-Length always sent, 0 when no body. */
-        c->easy_setopt(e, CURLOPT_POST, 1L);
-        c->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
-        c->easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        SETOPT(&rc, t, CURLOPT_POST, 1L);
+        SETOPT(&rc, t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+        SETOPT(&rc, t, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         if (strcmp(method, "POST") != 0) {
-            c->easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+            SETOPT(&rc, t, CURLOPT_CUSTOMREQUEST, method);
             t->had_custom = 1;
         }
     }
+    return rc;
 }
 
-static void set_options(transport *t, const transport_request *req, exchange *x,
-                        struct curl_slist *headers)
+static CURLcode set_options(transport *t, const transport_request *req, exchange *x,
+                            struct curl_slist *headers)
 {
-    const dl_curl_api *c = t->curl;
-    CURL *e = t->easy;
-    c->easy_setopt(e, CURLOPT_URL, req->url);
-    c->easy_setopt(e, CURLOPT_WRITEDATA, x);
-    c->easy_setopt(e, CURLOPT_HEADERDATA, x);
-    c->easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-    c->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(req->connect_timeout * 1000));
-    c->easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(req->timeout * 1000));
+    CURLcode rc = CURLE_OK;
+    SETOPT(&rc, t, CURLOPT_URL, req->url);
+    SETOPT(&rc, t, CURLOPT_WRITEDATA, x);
+    SETOPT(&rc, t, CURLOPT_HEADERDATA, x);
+    SETOPT(&rc, t, CURLOPT_HTTPHEADER, headers);
+    SETOPT(&rc, t, CURLOPT_CONNECTTIMEOUT_MS, (long)(req->connect_timeout * 1000));
+    SETOPT(&rc, t, CURLOPT_TIMEOUT_MS, (long)(req->timeout * 1000));
     if (req->username && req->password) {
-        c->easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        c->easy_setopt(e, CURLOPT_USERNAME, req->username);
-        c->easy_setopt(e, CURLOPT_PASSWORD, req->password);
+        SETOPT(&rc, t, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SETOPT(&rc, t, CURLOPT_USERNAME, req->username);
+        SETOPT(&rc, t, CURLOPT_PASSWORD, req->password);
         t->had_auth = 1;
     } else if (t->had_auth) {
-        c->easy_setopt(e, CURLOPT_USERNAME, (char *)NULL);
-        c->easy_setopt(e, CURLOPT_PASSWORD, (char *)NULL);
+        SETOPT(&rc, t, CURLOPT_USERNAME, (char *)NULL);
+        SETOPT(&rc, t, CURLOPT_PASSWORD, (char *)NULL);
         t->had_auth = 0;
     }
-    set_method(t, req);
+    CURLcode method_rc = set_method(t, req);
+    return rc != CURLE_OK ? rc : method_rc;
 }
 
 /* Go names the failed call like `Post "URL": reason`. */
@@ -303,7 +316,8 @@ static int finish(transport *t, const transport_request *req, transport_response
 {
     if (rc == CURLE_OK && !x->too_large && !x->oom) {
         long code = 0;
-        t->curl->easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (t->curl->easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+            code = 0;
         resp->status = code;
         resp->kind = TRANSPORT_OK;
         if (resp->body == NULL && (resp->body = calloc(1, 1)) == NULL) {
@@ -343,12 +357,14 @@ int transport_perform(transport *t, const transport_request *req, transport_resp
         return -1;
     }
     t->errbuf[0] = '\0';
-    set_options(t, req, &x, headers);
-    CURLcode rc = t->curl->easy_perform(t->easy);
+    CURLcode rc = set_options(t, req, &x, headers);
+    if (rc == CURLE_OK)
+        rc = t->curl->easy_perform(t->easy);
     int result = finish(t, req, resp, rc, &x);
     /* The handle must not keep pointers into this call's stack or body. */
-    t->curl->easy_setopt(t->easy, CURLOPT_WRITEDATA, (void *)NULL);
-    t->curl->easy_setopt(t->easy, CURLOPT_HEADERDATA, (void *)NULL);
-    t->curl->easy_setopt(t->easy, CURLOPT_POSTFIELDS, (char *)NULL);
+    CURLcode ignored = CURLE_OK; /* clearing pointers cannot fail */
+    SETOPT(&ignored, t, CURLOPT_WRITEDATA, (void *)NULL);
+    SETOPT(&ignored, t, CURLOPT_HEADERDATA, (void *)NULL);
+    SETOPT(&ignored, t, CURLOPT_POSTFIELDS, (char *)NULL);
     return result;
 }
