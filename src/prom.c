@@ -123,19 +123,24 @@ static series *series_get(prom *p, int f, const char *labels)
     return s;
 }
 
+static void observe_locked(prom *p, int f, const char *labels, double v)
+{
+    series *s = series_get(p, f, labels);
+    if (s == NULL)
+        return;
+    s->sum += v;
+    s->count++;
+    for (size_t i = 0; i < families[f].n_bounds; i++)
+        if (v <= families[f].bounds[i])
+            s->buckets[i]++;
+}
+
 static void observe(prom *p, int f, const char *labels, double v)
 {
     if (labels == NULL)
         return;
     pthread_mutex_lock(&p->lock);
-    series *s = series_get(p, f, labels);
-    if (s) {
-        s->sum += v;
-        s->count++;
-        for (size_t i = 0; i < families[f].n_bounds; i++)
-            if (v <= families[f].bounds[i])
-                s->buckets[i]++;
-    }
+    observe_locked(p, f, labels, v);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -150,8 +155,12 @@ void prom_observe_http(prom *p, const char *path, const char *method, int status
     label(&b, "path", path, 0);
     label(&b, "status", code, 0);
     label(&b, "user_agent", user_agent ? user_agent : "", 0);
-    observe(p, F_LATENCY, b.data, seconds);
-    observe(p, F_SIZE, b.data, (double)size);
+    if (b.data) {
+        pthread_mutex_lock(&p->lock);     /* one lock for both histograms */
+        observe_locked(p, F_LATENCY, b.data, seconds);
+        observe_locked(p, F_SIZE, b.data, (double)size);
+        pthread_mutex_unlock(&p->lock);
+    }
     jbuf_free(&b);
 }
 

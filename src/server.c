@@ -116,7 +116,7 @@ static struct MHD_Daemon *start_http(handlers_ctx *h, const struct sockaddr_stor
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
         MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_COMPLETED, handlers_completed, h,
