@@ -107,7 +107,8 @@ static const char *opt_string(lua_State *L, int idx, const char *name, size_t *l
     return s;
 }
 
-static double opt_number(lua_State *L, int idx, const char *name, double dflt)
+/* The non-negative number field `name` (at most `max`), or dflt when absent. */
+static double opt_number(lua_State *L, int idx, const char *name, double dflt, double max)
 {
     int type = lua_getfield(L, idx, name);
     double v = dflt;
@@ -117,7 +118,7 @@ static double opt_number(lua_State *L, int idx, const char *name, double dflt)
         luaL_error(L, "bad argument #1 to 'request' (field '%s' must be a number, got %s)",
                    name, luaL_typename(L, -1));
     lua_pop(L, 1);
-    if (!(v >= 0) || v > 1e9)
+    if (!(v >= 0) || v > max)
         luaL_error(L, "bad argument #1 to 'request' (field '%s' out of range)", name);
     return v;
 }
@@ -137,9 +138,9 @@ static void read_request(lua_State *L, transport_request *req)
     req->content_type = opt_string(L, 2, "content_type", NULL);
     req->username = opt_string(L, 2, "username", NULL);
     req->password = opt_string(L, 2, "password", NULL);
-    req->connect_timeout = opt_number(L, 2, "connect_timeout", 0);
-    req->timeout = opt_number(L, 2, "timeout", 0);
-    req->max_body = (size_t)opt_number(L, 2, "max_body", (double)DEFAULT_MAX_BODY);
+    req->connect_timeout = opt_number(L, 2, "connect_timeout", 0, 1e9);
+    req->timeout = opt_number(L, 2, "timeout", 0, 1e9);
+    req->max_body = (size_t)opt_number(L, 2, "max_body", (double)DEFAULT_MAX_BODY, 0x1p53);
 }
 
 static const char *kind_name(transport_error_kind kind)

@@ -27,6 +27,7 @@ typedef struct {
     char error[256];
 } parser_box;
 
+/* parser.__gc(box): deletes the libyaml parser if decode did not. */
 static int box_gc(lua_State *L)
 {
     parser_box *box = luaL_checkudata(L, 1, PARSER_META);
