@@ -268,8 +268,9 @@ static int server_main(const server_opts *o, char *err, size_t n)
         stop_http(d, &h);
         rc = 1;
     } else {
-        logf_("listening on %s (storage %s, config %s, %zu resources)", o->listen,
-              o->storage, o->config_path, ranch_count(r));
+        const union MHD_DaemonInfo *info = dl_mhd.get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+        logf_("listening on %s (port %u; storage %s, config %s, %zu resources)", o->listen,
+              info ? (unsigned)info->port : 0u, o->storage, o->config_path, ranch_count(r));
         serve(r, o, &set);
         if (dm)
             stop_http(dm, &hm);

@@ -233,6 +233,16 @@ T.test("--metrics-port serves /metrics alone", function()
   S.stop(T, s2)
 end)
 
+T.test("--listen HOST:0 picks a port and logs it", function()
+  local cfg = T.write_file(T.tmpdir() .. "/c.yaml", "resources:\n- type: t\n  names: [a]\n")
+  local p = T.spawn{ T.bosk, "server", "--config", cfg, "--listen", "127.0.0.1:0" }
+  local port = T.wait_until(function() return tonumber(p:output():match("%(port (%d+);")) end, 10, "port in the log")
+  T.ok(port > 0, "a real port", port)
+  T.eq((T.http("GET", "http://127.0.0.1:" .. port .. "/metric?type=t")), 200, "serves on it")
+  p:kill("TERM")
+  T.eq(p:wait(10), 0, "exit status")
+end)
+
 T.test("bad config at start: exit 2 naming the file and line", function()
   local dir = T.tmpdir()
   local cfg = T.write_file(dir .. "/bad.yaml", "resources:\n- type: t\n  names: [Bad_Name]\n- state: free\n  min-count: 2\n  max-count: 1\n")
