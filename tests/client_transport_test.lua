@@ -61,7 +61,7 @@ T.test("the status line is kept as the server sent it", function()
 end)
 
 T.test("the dialer retries a refused connect retry_count times, then the attempt fails", function()
-  local port = T.free_port()
+  local port = Fake.free_port(T)
   local c = fresh{ url = "http://127.0.0.1:" .. port, dialer = { retry_count = 2, retry_sleep = 0.05, timeout = 1 } }
   local started = T.now()
   local r, err = c:acquire("t", "free", "busy")
@@ -75,7 +75,7 @@ T.test("the dialer retries a refused connect retry_count times, then the attempt
 end)
 
 T.test("the dialer's retries reach a server that comes up late", function()
-  local port = T.free_port()
+  local port = Fake.free_port(T)
   local late = T.spawn({ "sh", "-c", "sleep 0.4; exec python3 " .. T.root .. "/tests/fake_server.py " .. port })
   local c = fresh{ url = "http://127.0.0.1:" .. port, dialer = { retry_count = 50, retry_sleep = 0.05, timeout = 1 } }
   local started = T.now()
@@ -167,7 +167,7 @@ T.test("bosk.http: methods, bodies and error kinds", function()
   local q = fake:requests()
   T.eq({ q[1].method, q[1].headers["content-length"], q[2].method, q[2].body, q[2].headers["content-type"] },
        { "GET", nil, "PUT", "abc", "text/plain" })
-  local ok, kind, msg = conn:request{ url = "http://127.0.0.1:" .. T.free_port() .. "/", connect_timeout = 1 }
+  local ok, kind, msg = conn:request{ url = "http://127.0.0.1:" .. Fake.free_port(T) .. "/", connect_timeout = 1 }
   T.eq({ ok, kind }, { nil, "connect" })
   T.contains(msg, "Connection refused")
   ok, kind = conn:request{ url = "notaurl" }

@@ -24,6 +24,13 @@ function F.start(T)
                         conn = http.new() }, F)
 end
 
+-- F.free_port(T) -> a port nothing listens on now (the kernel's choice;
+-- T.free_port cannot tell a busy port under dash).
+function F.free_port(T)
+  local out = T.sh([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
+  return assert(tonumber(out), "no free port: " .. out)
+end
+
 function F:call(method, path, body)
   local status, line, resp = self.conn:request{ method = method, url = self.url .. path, body = body,
                                                 timeout = 10, connect_timeout = 5 }
