@@ -453,6 +453,23 @@ static void check_entry(errlist *l, const config *c, size_t i)
     }
 }
 
+/* Saturating arithmetic: absurd counts in a config must not overflow. */
+static int64_t sat_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+        return (a < 0) != (b < 0) ? INT64_MIN : INT64_MAX;
+    return r;
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return a < 0 ? INT64_MIN : INT64_MAX;
+    return r;
+}
+
 static int64_t supply_of(const config *c, const char *type, int *exists)
 {
     int64_t n = 0;
@@ -462,7 +479,7 @@ static int64_t supply_of(const config *c, const char *type, int *exists)
         if (strcmp(e->type, type) != 0)
             continue;
         *exists = 1;
-        n += CONFIG_IS_DYNAMIC(e) ? e->max_count : (int64_t)e->n_names;
+        n = sat_add(n, CONFIG_IS_DYNAMIC(e) ? e->max_count : (int64_t)e->n_names);
     }
     return n;
 }
@@ -493,7 +510,8 @@ static void check_needs(errlist *l, const config *c)
         for (size_t i = 0; i < c->n; i++)
             for (size_t j = 0; CONFIG_IS_DYNAMIC(&c->entries[i]) && j < c->entries[i].n_needs; j++)
                 if (strcmp(c->entries[i].needs[j].type, types[m]) == 0)
-                    needed += c->entries[i].needs[j].count * c->entries[i].max_count;
+                    needed = sat_add(needed, sat_mul(c->entries[i].needs[j].count,
+                                                     c->entries[i].max_count));
         int exists;
         int64_t supply = supply_of(c, types[m], &exists);
         if (!exists)

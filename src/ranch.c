@@ -748,7 +748,8 @@ ranch_code ranch_release(ranch *r, const char *name, const char *dest, const cha
                 c->rec.has_exp = 0;
             else if (d->has_lifespan) {
                 c->rec.has_exp = 1;
-                c->rec.expiration = now + d->lifespan_ns;
+                if (__builtin_add_overflow(now, d->lifespan_ns, &c->rec.expiration))
+                    c->rec.expiration = d->lifespan_ns > 0 ? INT64_MAX : INT64_MIN;
             }
         }
         rc = c ? batch_commit(r, &b, out) : (batch_free(&b), RANCH_STORAGE);

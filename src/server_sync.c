@@ -10,6 +10,8 @@
 #include <cjson/cJSON.h>
 #include "server_ranch.h"
 
+#define MAX_CREATE 100000
+
 /* ---- lifecycles ---- */
 
 void drlc_free(drlc *d)
@@ -374,7 +376,9 @@ static int reconcile(ranch *r, rtype *t, char *err, size_t n)
         return -1;
     each_res(t, dyn_check, r, &d);
     int64_t active = (int64_t)(d.total - d.tomb), created = 0;
-    for (; active < lc->min_count; active++, created++) {
+    /* at most MAX_CREATE per sync, so an absurd min-count cannot exhaust
+     * memory in one go; later syncs continue */
+    for (; active < lc->min_count && created < MAX_CREATE; active++, created++) {
         char name[37];
         if (ranch_new_uuid(name) != 0 || batch_create(&d.b, t, name, lc->state, d.now) == NULL)
             d.failed = 1;

@@ -57,6 +57,9 @@ static void validation(void)
     CHECK(parse("resources:\n- type: d\n  max-count: 2\n  needs: {x: 1, s: 1}\n- type: s\n  names: [a]\n") == NULL);
     CHECK_STR(err, "c.yaml: [not enough resource of type s for provisioning, need for resource x that does not exist, "
                    "not enough resource of type x for provisioning]");
+    CHECK(parse("resources:\n- type: d\n  max-count: 9000000000000000000\n  needs: {s: 9000000000000000000}\n"
+                "- type: s\n  names: [a]\n") == NULL);
+    CHECK_STR(err, "c.yaml: not enough resource of type s for provisioning");
     config *c = parse("resources:\n- type: d\n  max-count: 2\n  needs: {s: 1}\n- type: s\n  names: [a, b]\n");
     CHECK(c != NULL);
     config_free(c);
