@@ -192,8 +192,9 @@ end
 function T.free_port()
   for _ = 1, 50 do
     local port = 20000 + (core.random_id() % 30000)
+    -- bash, not sh: dash has no /dev/tcp, so every port would look free.
     local busy = os.execute(string.format(
-      "exec 3<>/dev/tcp/127.0.0.1/%d 2>/dev/null", port))
+      "bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null", port))
     if not busy then return port end
   end
   error("no free port found")
