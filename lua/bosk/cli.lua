@@ -24,8 +24,29 @@ commands:
                                          boskosctl-style one-liners
 ]==]
 
+-- boskosctl lets the global flags come before the subcommand
+-- (`bosk --server-url URL acquire ...`): move leading flags after it.
+-- Every global flag takes a value, as `--flag value` or `--flag=value`.
+local function hoist_leading_flags(argv)
+  local leading, i = {}, 1
+  while argv[i] and argv[i]:match("^%-%-?[%w]") and argv[i] ~= "-h" and argv[i] ~= "--help" do
+    leading[#leading + 1] = argv[i]
+    if not argv[i]:find("=", 1, true) then
+      leading[#leading + 1] = argv[i + 1]
+      i = i + 1
+    end
+    i = i + 1
+  end
+  if #leading == 0 then return argv end
+  local moved = { [0] = argv[0], argv[i] }
+  for _, w in ipairs(leading) do moved[#moved + 1] = w end
+  for j = i + 1, #argv do moved[#moved + 1] = argv[j] end
+  return moved
+end
+
 -- main(argv) -> exit status; argv[0] is the program name.
 function M.main(argv)
+  argv = hoist_leading_flags(argv)
   local name = argv[1]
   if name == nil or name == "-h" or name == "--help" or name == "help" then
     io.stdout:write(usage)
