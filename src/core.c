@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <lauxlib.h>
+#include "core.h"
 #include "modules.h"
 
 /* Set by a signal handler (readline.c: Ctrl-C in the REPL, SIGINT/SIGTERM

@@ -25,7 +25,7 @@
 #include <lauxlib.h>
 #include "modules.h"
 
-extern volatile sig_atomic_t core_interrupt_pending;  /* core.c */
+#include "core.h"
 
 static volatile sig_atomic_t line_interrupted;  /* Ctrl-C while editing */
 static volatile sig_atomic_t trapped_signal;    /* set by trap_signals */
