@@ -9,7 +9,7 @@ packages=(
   libcurl4-openssl-dev curl
   libmicrohttpd-dev libyaml-dev libsqlite3-dev sqlite3
   libuv1-dev libreadline-dev libcjson-dev
-  python3 procps
+  python3 procps bc
   wrk hyperfine
 )
 
