@@ -3,15 +3,16 @@
  * exec.run(argv, opts) starts argv[1] with the arguments argv[2..] passed
  * literally (execvp, never a shell), captures stdout and stderr together
  * up to a cap, enforces an optional timeout and returns
- * ok, output, exit_code[, reason]. Relies on fork/execvp/poll only: it runs
- * inside janitor workers, where no event loop exists. */
+ * ok, output, exit_code[, reason]. Relies on posix_spawnp and poll only:
+ * it runs inside janitor workers, where no event loop exists. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #define EXEC_DEFAULT_CAP (1024 * 1024)
 #define EXEC_MAX_ARGS 4096
 
+extern char **environ;
 static int in_worker;
 
 void exec_enter_worker(void)
@@ -52,32 +54,43 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* In the child: wire the output pipe, reset signals, exec. Reports an
- * exec failure's errno on err_fd (close-on-exec, so silent on success). */
-static void child_exec(const exec_spec *spec, int out_fd, int err_fd)
+/* Starts the program with posix_spawn (vfork-like: no copy of the caller's
+ * page tables, which matters when fifty workers each start one). Returns
+ * the pid, or -1 with errno set (a missing program included). */
+static pid_t spawn_program(const exec_spec *spec, int out_fd)
 {
-    if (!in_worker)
-        setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);   /* dies with the worker that ran it */
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0)
-        dup2(devnull, 0);
-    dup2(out_fd, 1);
-    dup2(out_fd, 2);
-    sigset_t none;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return -1;
+    if (posix_spawnattr_init(&attr) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -1;
+    }
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
+    sigset_t none, all;
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int s = 1; s < 32; s++)
-        if (s != SIGKILL && s != SIGSTOP)
-            signal(s, SIG_DFL);
-    if (spec->envp)
-        execvpe(spec->argv[0], (char *const *)spec->argv, (char *const *)spec->envp);
-    else
-        execvp(spec->argv[0], (char *const *)spec->argv);
-    int e = errno;
-    ssize_t w = write(err_fd, &e, sizeof e);
-    (void)w;
-    _exit(127);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (!in_worker) {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        posix_spawnattr_setpgroup(&attr, 0);
+    }
+    posix_spawnattr_setflags(&attr, flags);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, spec->argv[0], &fa, &attr, (char *const *)spec->argv,
+                          spec->envp ? (char *const *)spec->envp : environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return pid;
 }
 
 static void kill_child(pid_t pid)
@@ -106,31 +119,40 @@ static int read_some(int fd, exec_result *r, size_t cap)
     return 1;
 }
 
-/* Drains the pipe until EOF, the child's exit (then only what is already
+/* Milliseconds to wait in poll: until the deadline, at most 50. */
+static int wait_ms(double deadline)
+{
+    if (deadline <= 0)
+        return 50;
+    double left = (deadline - now_seconds()) * 1000;
+    return left <= 0 ? 0 : left > 50 ? 50 : (int)left + 1;
+}
+
+/* Drains the pipe until the program exits (then only what is already
  * buffered: a grandchild holding the pipe must not keep us waiting) or the
- * deadline (then the child is killed). */
+ * deadline passes (then the program is killed). A pidfd wakes the poll the
+ * moment the program exits; without one (old kernels) we look every 1 ms
+ * once the pipe is closed. */
 static void collect(pid_t pid, int fd, const exec_spec *spec, exec_result *r)
 {
     double deadline = spec->timeout > 0 ? now_seconds() + spec->timeout : 0;
-    int open_pipe = 1, exited = 0;
-    while (!exited) {
-        int wait_ms = 50;
-        if (open_pipe) {
-            struct pollfd p = { fd, POLLIN, 0 };
-            if (poll(&p, 1, wait_ms) > 0)
-                open_pipe = read_some(fd, r, spec->cap);
-        } else {
-            struct timespec ts = { 0, 10 * 1000 * 1000 };
-            nanosleep(&ts, NULL);
-        }
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int open_pipe = 1;
+    for (;;) {
+        struct pollfd p[2] = { { open_pipe ? fd : -1, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
+        int timeout = (open_pipe || pidfd >= 0) ? wait_ms(deadline) : 1;
+        if (poll(p, 2, timeout) > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            open_pipe = read_some(fd, r, spec->cap);
         pid_t w = waitpid(pid, &r->status, WNOHANG);
         if (w == pid || (w < 0 && errno != EINTR))
-            exited = 1;
-        else if (deadline > 0 && now_seconds() > deadline && !r->timed_out) {
+            break;
+        if (deadline > 0 && now_seconds() > deadline && !r->timed_out) {
             r->timed_out = 1;
             kill_child(pid);
         }
     }
+    if (pidfd >= 0)
+        close(pidfd);
     int flags = fcntl(fd, F_GETFL);
     if (open_pipe && flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0) {
         struct pollfd p = { fd, POLLIN, 0 };
@@ -141,45 +163,29 @@ static void collect(pid_t pid, int fd, const exec_spec *spec, exec_result *r)
         killpg(pid, SIGKILL);   /* nothing the program started outlives it */
 }
 
-/* Starts the program and collects its output; returns -1 on fork/pipe
- * failure with errno set. */
+/* Starts the program and collects its output; returns -1 when the pipe
+ * cannot be made, with errno set. A program that cannot start is reported
+ * in r->start_errno. */
 static int run_program(const exec_spec *spec, exec_result *r)
 {
-    int out[2], err[2];
+    int out[2];
     if (pipe2(out, O_CLOEXEC) != 0)
         return -1;
-    if (pipe2(err, O_CLOEXEC) != 0) {
-        close(out[0]);
-        close(out[1]);
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid == 0)
-        child_exec(spec, out[1], err[1]);
-    int saved = errno;
+    pid_t pid = spawn_program(spec, out[1]);
     close(out[1]);
-    close(err[1]);
     if (pid < 0) {
+        r->start_errno = errno;
         close(out[0]);
-        close(err[0]);
-        errno = saved;
-        return -1;
+        return 0;
     }
-    if (!in_worker)
-        setpgid(pid, pid);
     collect(pid, out[0], spec, r);
-    int e = 0;
-    if (read(err[0], &e, sizeof e) == (ssize_t)sizeof e)
-        r->start_errno = e;
     close(out[0]);
-    close(err[0]);
     return 0;
 }
 
 /* Builds the environment: the current one with the keys of the table at
  * env_idx replaced (a false value removes the variable). The array and the
  * "K=V" strings are anchored in a table left on the stack. */
-extern char **environ;
 static const char **build_env(lua_State *L, int env_idx)
 {
     size_t n = 0;
