@@ -212,6 +212,9 @@ static void stop_http(struct MHD_Daemon *d, handlers_ctx *h)
         struct timespec ts = { 0, 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
+    int left = __atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST);
+    if (left > 0)
+        logf_("%d request(s) still unfinished after 5 s; closing their connections", left);
     dl_mhd.stop_daemon(d);
 }
 
