@@ -246,9 +246,13 @@ end
 
 -- Scheduling ----------------------------------------------------------------
 
+-- A lane probes with one acquire at a time until one succeeds (so an empty
+-- type or a dead server costs one request, not pool-size of them), then
+-- keeps up to its policy's concurrency going.
 function Sup:can_start(lane)
   local p = lane.policy
   return not self.stopping and not lane.idle and not lane.done
+     and (lane.acquiring or 0) < (lane.warm and p.concurrency or 1)
      and p.busy < p.concurrency and self.busy < self.opts.pool_size
 end
 
@@ -312,8 +316,11 @@ end
 function Sup:lease(lane)
   local p = lane.policy
   self.acquiring = self.acquiring + 1
+  lane.acquiring = (lane.acquiring or 0) + 1
   local res, kind, msg = self.api:acquire(lane.type, p.from, p.via)
   self.acquiring = self.acquiring - 1
+  lane.acquiring = lane.acquiring - 1
+  lane.warm = res ~= nil
   if not res then
     self:free_slot(lane)
     if kind ~= "not_found" then
