@@ -40,6 +40,7 @@ local function worker_main(job)
   local ok, result, err = xpcall(job.fn, traceback, job.arg)
   if not ok then return "F" .. tostring(result) end
   if result == true then return "T" end
+  if job.what == "job" and result == nil and err == nil then return "T" end  -- a job need not return
   if result == nil or result == false then
     return "F" .. (err ~= nil and tostring(err) or (job.what .. " returned " .. tostring(result)))
   end
