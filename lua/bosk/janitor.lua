@@ -76,7 +76,7 @@ function M.new(reg, opts)
     held = {},            -- name -> lease
     held_count = 0,
     busy = 0,             -- slots in use (acquiring or cleaning)
-    workers = {},         -- pid -> {kind =, lease or job}
+    workers = {},         -- worker id -> {kind =, lease = | job =, timed_out =, killed =}
     acquiring = 0,
     releasing = 0,
     seen = {},            -- --once: names already cleaned in this run
@@ -158,6 +158,7 @@ function Sup:release(lease, dest)
       jlog.error("release failed; lease left in the state file", { type = lease.type, name = lease.name, dest = dest, error = msg })
       self.held[lease.name] = nil
       self.held_count = self.held_count - 1
+      self.metrics.held = self.held_count
       self.errors = self.errors + 1
       break
     end
@@ -441,8 +442,9 @@ function Sup:recover()
   end
   for _, e in ipairs(entries) do
     jlog.info("releasing a lease left by an earlier run", { type = e.type, name = e.name, dest = e.on_failure })
-    self.held[e.name] = e
+    self.held[e.name] = e           -- already journaled: not hold()
     self.held_count = self.held_count + 1
+    self.metrics.held = self.held_count
     self:spawn("recovery", self.release, self, e, e.on_failure)
   end
 end
