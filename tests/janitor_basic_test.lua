@@ -190,4 +190,29 @@ T.test("usage errors exit 2 naming the flag", function()
   T.eq(code, 2, "no policy")
 end)
 
+T.test("--once against a dead server: one error per type, exit 1", function()
+  local p = J.policy("janitor.policy{ types = { 'a', 'b' }, clean = function() return true end }")
+  local port = T.free_port()
+  local out, err, code = T.run({ "janitor", "--once", "--boskos-url", "http://127.0.0.1:" .. port, p }, { timeout = 30 })
+  T.eq(code, 1, "exit status")
+  local n = 0
+  for _ in err:gmatch('msg="acquire failed"') do n = n + 1 end
+  T.eq(n, 2, "acquire errors logged (one probe per type)")
+  T.contains(out, "errors talking to the server: 2", "summary")
+end)
+
+T.test("a failing resource is not cleaned again within the poll interval", function()
+  J.check_counts(srv, TYPES, function()
+    local p = J.policy("janitor.policy{ type = 'slow-type', clean = function() return false end }")
+    local j = J.start(srv, { "--poll-interval", "0.5s" }, { p })
+    T.sleep(1.6)
+    j:kill("TERM")
+    T.eq(j:wait(10), 0, "exit status")
+    local n = 0
+    for _ in j:output():gmatch('msg="cleaning failed"') do n = n + 1 end
+    T.ok(n >= 1 and n <= 5, "cleanings in 1.6 s with a 0.5 s poll interval", n)
+    T.eq(J.states(srv, "slow-type"), { ["slow-1"] = "dirty/-" }, "back to dirty")
+  end)
+end)
+
 srv:stop()
