@@ -180,11 +180,16 @@ static int loop_timer(lua_State *L)
     luaL_argcheck(L, after >= 0 && every >= 0, 1, "times must not be negative");
     watcher *w = new_watcher(L, 3);
     w->once = every == 0;
-    uv_timer_init(get_loop(), &w->h.timer);
+    int rc = uv_timer_init(get_loop(), &w->h.timer);
     w->h.timer.data = w;
-    uv_timer_start(&w->h.timer, on_timer, (uint64_t)(after * 1000 + 0.5),
-                   (uint64_t)(every * 1000 + 0.5));
     ((handle_ud *)lua_touserdata(L, -1))->w = w;
+    if (rc == 0)
+        rc = uv_timer_start(&w->h.timer, on_timer, (uint64_t)(after * 1000 + 0.5),
+                            (uint64_t)(every * 1000 + 0.5));
+    if (rc != 0) {
+        watcher_stop(L, w);
+        return luaL_error(L, "loop.timer: %s", uv_strerror(rc));
+    }
     return 1;
 }
 
@@ -201,12 +206,15 @@ static int loop_signal(lua_State *L)
 {
     int signum = signal_number(L, 1);
     watcher *w = new_watcher(L, 2);
-    uv_signal_init(get_loop(), &w->h.signal);
+    int rc = uv_signal_init(get_loop(), &w->h.signal);
     w->h.signal.data = w;
-    int rc = uv_signal_start(&w->h.signal, on_signal, signum);
-    if (rc != 0)
-        return luaL_error(L, "loop.signal: %s", uv_strerror(rc));
     ((handle_ud *)lua_touserdata(L, -1))->w = w;
+    if (rc == 0)
+        rc = uv_signal_start(&w->h.signal, on_signal, signum);
+    if (rc != 0) {
+        watcher_stop(L, w);
+        return luaL_error(L, "loop.signal: %s", uv_strerror(rc));
+    }
     return 1;
 }
 
@@ -329,8 +337,20 @@ static int zygote_up(lua_State *L)
     S.zfd = zygote_start(L, S.handler_ref, &S.zpid);
     if (S.zfd < 0)
         return -1;
-    uv_poll_init(get_loop(), &S.zpoll, S.zfd);
-    uv_poll_start(&S.zpoll, UV_READABLE | UV_DISCONNECT, on_zygote);
+    int rc = uv_poll_init(get_loop(), &S.zpoll, S.zfd);
+    if (rc == 0) {
+        rc = uv_poll_start(&S.zpoll, UV_READABLE | UV_DISCONNECT, on_zygote);
+        if (rc != 0)
+            uv_close((uv_handle_t *)&S.zpoll, NULL);
+    }
+    if (rc != 0) {                    /* the zygote exits when its socket closes */
+        close(S.zfd);
+        S.zfd = -1;
+        while (waitpid(S.zpid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        errno = -rc;
+        return -1;
+    }
     return 0;
 }
 

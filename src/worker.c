@@ -139,8 +139,8 @@ static void worker_main(uint32_t id, const char *key, size_t key_len,
         len = REPORT_MAX;
     wmsg_header h = { WMSG_REPORT, id, 0, 0 };
     fflush(NULL);
-    wmsg_send(Z.fd, &h, report, len, NULL, 0);
-    _exit(0);
+    /* Without its report the supervisor counts the cleaning as crashed. */
+    _exit(wmsg_send(Z.fd, &h, report, len, NULL, 0) == 0 ? 0 : 3);
 }
 
 /* ---- the zygote ---- */
@@ -161,10 +161,13 @@ static zworker *free_slot(void)
     return NULL;
 }
 
+/* A failed send means the supervisor is gone; the next poll sees the
+ * hang-up and shuts the zygote down. */
 static void send_status(uint32_t type, uint32_t id, int32_t value)
 {
     wmsg_header h = { type, id, value, 0 };
-    wmsg_send(Z.fd, &h, NULL, 0, NULL, 0);
+    if (wmsg_send(Z.fd, &h, NULL, 0, NULL, 0) != 0 && errno != EPIPE)
+        fprintf(stderr, "bosk janitor: worker factory: %s\n", strerror(errno));
 }
 
 static void run_worker(const wmsg_header *h, const char *body, size_t body_len)
@@ -281,10 +284,13 @@ int zygote_start(lua_State *L, int handler_ref, pid_t *pid)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -1;
+    /* Room for the largest message; if the kernel caps the buffers lower,
+     * a larger message fails with EMSGSIZE and that cleaning fails. */
     int size = (int)WMSG_MAX + 4096;
     for (int i = 0; i < 2; i++) {
-        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+        if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size) != 0 ||
+            setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0)
+            fprintf(stderr, "bosk janitor: worker socket buffers: %s\n", strerror(errno));
     }
     fflush(NULL);
     pid_t child = fork();
