@@ -39,14 +39,31 @@ function M.new(opts)
   return setmetatable({
     url = opts.url, owner = opts.owner,
     username = opts.username, password = opts.password,
+    password_file = opts.password_file,
     timeout = opts.timeout or 30,
   }, Api)
+end
+
+-- The password file is read again when it changes (as upstream's client
+-- does), so a rotated secret needs no restart. A file that cannot be read
+-- leaves the previous password in use.
+function Api:refresh_password()
+  if not self.password_file then return end
+  local mtime, size = require("bosk.http").stat(self.password_file)
+  if not mtime or (mtime == self.pw_mtime and size == self.pw_size) then return end
+  local f = io.open(self.password_file, "rb")
+  if not f then return end
+  local text = f:read("a")
+  f:close()
+  self.password = text:gsub("^%s+", ""):gsub("%s+$", "")
+  self.pw_mtime, self.pw_size = mtime, size
 end
 
 -- request(method, action, params, body) -> status, body, err, status_line
 function Api:request(method, action, params, body)
   local url, err = wire.url(self.url, action, params)
   if not url then return nil, nil, err end
+  self:refresh_password()
   local req = {
     method = method, url = url, body = body,
     content_type = body and "application/json" or nil,

@@ -136,6 +136,7 @@ function M.main(args)
 
   local api = require("bosk.janitor_api").new{
     url = opts.boskos_url, owner = opts.owner, username = opts.username, password = password,
+    password_file = opts.password_file,
   }
   local sup = require("bosk.janitor").new(reg, {
     api = api, once = opts.once, pool_size = opts.pool_size,
