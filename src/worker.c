@@ -216,26 +216,35 @@ static int handle_messages(void)
     }
 }
 
+static zworker *find_pid(pid_t pid)
+{
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid == pid)
+            return &Z.workers[i];
+    return NULL;
+}
+
 /* For each exited worker: kill its group (reserved while the zombie
- * exists), reap it, report its wait status. */
+ * exists), reap it, report its wait status. waitid(P_ALL, WNOWAIT) finds
+ * the exited ones without asking every live worker in turn. */
 static void reap_workers(void)
 {
     struct signalfd_siginfo si;
     while (read(Z.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
         ;
-    for (int i = 0; i < ZYGOTE_MAX_WORKERS && Z.count > 0; i++) {
-        zworker *w = &Z.workers[i];
-        if (w->pid == 0)
-            continue;
+    for (;;) {
         siginfo_t info;
         memset(&info, 0, sizeof info);
-        if (waitid(P_PID, (id_t)w->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
-            info.si_pid != w->pid)
-            continue;
-        killpg(w->pid, SIGKILL);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0)
+            return;
+        pid_t pid = info.si_pid;
+        killpg(pid, SIGKILL);
         int status = 0;
-        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
+        zworker *w = find_pid(pid);
+        if (w == NULL)
+            continue;
         send_status(WMSG_EXIT, w->id, status);
         w->pid = 0;
         Z.count--;
