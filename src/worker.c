@@ -269,7 +269,12 @@ static void zygote_main(void)
     for (int s = 1; s < 32; s++)
         if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
             signal(s, SIG_DFL);
-    signal(SIGINT, SIG_IGN);      /* a terminal's Ctrl-C is the supervisor's */
+    /* Ctrl-C on a terminal, or `kill -TERM -PGID`, reaches the whole group:
+     * shutting down is the supervisor's decision, so the zygote ignores
+     * them (it leaves when its socket closes or its parent dies). */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);

@@ -87,8 +87,8 @@ local POLICY_FIELDS = {
 }
 
 local REAPER_FIELDS = {
-  type = is_name, types = is_names, states = is_names, expire = is_duration,
-  dest = is_state, every = is_duration,
+  type = is_name, types = is_names, states = is_names, extra_states = is_names,
+  expire = is_duration, dest = is_state, every = is_duration,
 }
 
 function M.registry()
@@ -134,6 +134,8 @@ local function add_reaper(reg, t, level)
   r.type = nil
   if not r.types then error("janitor.reaper: field 'types' is required", level + 1) end
   r.states = r.states or { STATES.BUSY, STATES.CLEANING, STATES.LEASED }
+  for _, extra in ipairs(r.extra_states or {}) do r.states[#r.states + 1] = extra end
+  r.extra_states = nil   -- upstream's --extra-source-states
   r.expire = r.expire or 1800
   r.dest = r.dest or STATES.DIRTY
   r.every = r.every or 60
