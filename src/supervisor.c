@@ -6,7 +6,7 @@
  *   loop.zygote(handler)                     (the worker factory, worker.h)
  *   loop.spawn(key, payload, on_done) -> id  (a worker process)
  *   loop.kill(id)                            (the worker's whole group)
- *   loop.http(request, cb)                   (off the loop thread)
+ *   loop.http(request, cb)                   (janitor_http.c: off the loop thread)
  *   loop.run() / loop.stop() / loop.close()
  *   handle:stop()
  *
@@ -15,13 +15,12 @@
  * handler and never raise. Workers are forked by a small zygote process
  * (worker.c) that already holds the policies: each runs one Lua function in
  * its own process group and sends its report over the zygote's socket,
- * watched here with a uv_poll. HTTP exchanges run on libuv's thread pool,
- * each on a transport taken from a small pool, so a slow server never
- * blocks a timer, a signal or the reaping of a worker. */
+ * watched here with a uv_poll. HTTP exchanges run on libuv's thread pool
+ * (janitor_http.c), so a slow server never blocks a timer, a signal or the
+ * reaping of a worker. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +29,13 @@
 #include <unistd.h>
 #include <uv.h>
 #include <lauxlib.h>
+#include "janitor_http.h"
 #include "janitor_metrics.h"
 #include "modules.h"
-#include "transport.h"
+#include "supervisor.h"
 #include "worker.h"
 
 #define HANDLE_META "bosk.loop.handle"
-#define HTTP_MAX_BODY ((size_t)16 << 20)
 
 typedef struct worker {
     uint32_t id;
@@ -59,16 +58,6 @@ typedef struct {
     watcher *w;             /* cleared when the watcher closes */
 } handle_ud;
 
-typedef struct {
-    uv_work_t work;
-    transport_request req;
-    transport_response resp;
-    char *strings[6];       /* method, url, body, content type, user, password */
-    int rc;
-    int cb_ref;
-    char err[256];
-} http_job;
-
 static struct {
     lua_State *L;           /* the thread that runs loop.run */
     uv_loop_t *loop;
@@ -78,10 +67,7 @@ static struct {
     int handler_ref;        /* what workers run */
     uint32_t next_id;
     worker *workers;
-    pthread_mutex_t pool_lock;
-    transport *pool[64];
-    int pool_len;
-} S = { .pool_lock = PTHREAD_MUTEX_INITIALIZER, .zfd = -1, .handler_ref = LUA_NOREF };
+} S = { .zfd = -1, .handler_ref = LUA_NOREF };
 
 static int traceback(lua_State *L)
 {
@@ -92,9 +78,14 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+lua_State *supervisor_state(void)
+{
+    return S.L;
+}
+
 /* Calls the function under the nargs arguments on top of S.L; an error is
  * printed, never raised (we are inside a libuv callback). */
-static void call_lua(int nargs)
+void supervisor_call(int nargs)
 {
     lua_State *L = S.L;
     int base = lua_gettop(L) - nargs;
@@ -107,7 +98,7 @@ static void call_lua(int nargs)
     lua_pop(L, 1);
 }
 
-static uv_loop_t *get_loop(void)
+uv_loop_t *supervisor_loop(void)
 {
     if (S.loop == NULL)
         S.loop = uv_default_loop();
@@ -142,7 +133,7 @@ static void fire(watcher *w)
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->fn_ref);
     if (w->once)
         watcher_stop(L, w);      /* the function stays on the stack */
-    call_lua(0);
+    supervisor_call(0);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -180,7 +171,7 @@ static int loop_timer(lua_State *L)
     luaL_argcheck(L, after >= 0 && every >= 0, 1, "times must not be negative");
     watcher *w = new_watcher(L, 3);
     w->once = every == 0;
-    int rc = uv_timer_init(get_loop(), &w->h.timer);
+    int rc = uv_timer_init(supervisor_loop(), &w->h.timer);
     w->h.timer.data = w;
     ((handle_ud *)lua_touserdata(L, -1))->w = w;
     if (rc == 0)
@@ -206,7 +197,7 @@ static int loop_signal(lua_State *L)
 {
     int signum = signal_number(L, 1);
     watcher *w = new_watcher(L, 2);
-    int rc = uv_signal_init(get_loop(), &w->h.signal);
+    int rc = uv_signal_init(supervisor_loop(), &w->h.signal);
     w->h.signal.data = w;
     ((handle_ud *)lua_touserdata(L, -1))->w = w;
     if (rc == 0)
@@ -267,7 +258,7 @@ static void finish_worker(worker *w, int status, const char *why)
         lua_pushnil(L);
     free(w->report);
     free(w);
-    call_lua(4);
+    supervisor_call(4);
 }
 
 static void on_message(const wmsg_header *h, const char *body, size_t len)
@@ -337,7 +328,7 @@ static int zygote_up(lua_State *L)
     S.zfd = zygote_start(L, S.handler_ref, &S.zpid);
     if (S.zfd < 0)
         return -1;
-    int rc = uv_poll_init(get_loop(), &S.zpoll, S.zfd);
+    int rc = uv_poll_init(supervisor_loop(), &S.zpoll, S.zfd);
     if (rc == 0) {
         rc = uv_poll_start(&S.zpoll, UV_READABLE | UV_DISCONNECT, on_zygote);
         if (rc != 0)
@@ -414,138 +405,6 @@ static int loop_kill(lua_State *L)
     return 1;
 }
 
-/* ---- HTTP off the loop thread ---- */
-
-static transport *pool_take(char *err, size_t err_len)
-{
-    transport *t = NULL;
-    pthread_mutex_lock(&S.pool_lock);
-    if (S.pool_len > 0)
-        t = S.pool[--S.pool_len];
-    pthread_mutex_unlock(&S.pool_lock);
-    return t ? t : transport_new(err, err_len);
-}
-
-static void pool_give(transport *t)
-{
-    pthread_mutex_lock(&S.pool_lock);
-    if (S.pool_len < (int)(sizeof S.pool / sizeof S.pool[0])) {
-        S.pool[S.pool_len++] = t;
-        t = NULL;
-    }
-    pthread_mutex_unlock(&S.pool_lock);
-    transport_free(t);
-}
-
-static void http_work(uv_work_t *req)
-{
-    http_job *job = req->data;
-    transport *t = pool_take(job->err, sizeof job->err);
-    if (t == NULL) {
-        job->rc = -1;
-        return;
-    }
-    job->rc = transport_perform(t, &job->req, &job->resp);
-    if (job->rc != 0)
-        snprintf(job->err, sizeof job->err, "%s", job->resp.error);
-    pool_give(t);
-}
-
-static void http_job_free(http_job *job)
-{
-    transport_response_free(&job->resp);
-    for (int i = 0; i < 6; i++)
-        free(job->strings[i]);
-    free(job);
-}
-
-static void http_done(uv_work_t *req, int status)
-{
-    http_job *job = req->data;
-    lua_State *L = S.L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, job->cb_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, job->cb_ref);
-    if (status == 0 && job->rc == 0) {
-        lua_pushinteger(L, job->resp.status);
-        lua_pushlstring(L, job->resp.body ? job->resp.body : "", job->resp.body_len);
-        lua_pushnil(L);
-        lua_pushstring(L, job->resp.status_line);
-    } else {
-        lua_pushnil(L);
-        lua_pushnil(L);
-        lua_pushstring(L, status != 0 ? uv_strerror(status) : job->err);
-        lua_pushnil(L);
-    }
-    http_job_free(job);
-    call_lua(4);
-}
-
-static char *opt_string(lua_State *L, int idx, const char *field, size_t *len)
-{
-    lua_getfield(L, idx, field);
-    size_t n = 0;
-    const char *s = luaL_optlstring(L, -1, NULL, &n);
-    char *copy = NULL;
-    if (s != NULL) {
-        copy = malloc(n + 1);
-        if (copy == NULL)
-            luaL_error(L, "loop.http: out of memory");
-        memcpy(copy, s, n + 1);
-    }
-    if (len)
-        *len = n;
-    lua_pop(L, 1);
-    return copy;
-}
-
-static double opt_number(lua_State *L, int idx, const char *field, double dflt)
-{
-    lua_getfield(L, idx, field);
-    double v = luaL_optnumber(L, -1, dflt);
-    lua_pop(L, 1);
-    return v;
-}
-
-/* loop.http(request, cb)
- * request: {method=, url=, body=, content_type=, username=, password=,
- * timeout= (s), connect_timeout= (s)}. cb(status, body, nil, status_line)
- * on any HTTP answer, cb(nil, nil, message) on a transport failure. */
-static int loop_http(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    http_job *job = calloc(1, sizeof *job);
-    if (job == NULL)
-        return luaL_error(L, "loop.http: out of memory");
-    size_t body_len = 0;
-    job->strings[0] = opt_string(L, 1, "method", NULL);
-    job->strings[1] = opt_string(L, 1, "url", NULL);
-    job->strings[2] = opt_string(L, 1, "body", &body_len);
-    job->strings[3] = opt_string(L, 1, "content_type", NULL);
-    job->strings[4] = opt_string(L, 1, "username", NULL);
-    job->strings[5] = opt_string(L, 1, "password", NULL);
-    if (job->strings[1] == NULL) {
-        http_job_free(job);
-        return luaL_error(L, "loop.http: request.url is required");
-    }
-    job->req = (transport_request){
-        .method = job->strings[0] ? job->strings[0] : "GET", .url = job->strings[1],
-        .body = job->strings[2], .body_len = body_len, .content_type = job->strings[3],
-        .username = job->strings[4], .password = job->strings[5],
-        .connect_timeout = opt_number(L, 1, "connect_timeout", 5),
-        .timeout = opt_number(L, 1, "timeout", 30), .max_body = HTTP_MAX_BODY,
-    };
-    job->work.data = job;
-    int rc = uv_queue_work(get_loop(), &job->work, http_work, http_done);
-    if (rc != 0) {
-        http_job_free(job);
-        return luaL_error(L, "loop.http: %s", uv_strerror(rc));
-    }
-    lua_pushvalue(L, 2);
-    job->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 0;
-}
-
 /* ---- running ---- */
 
 /* loop.run(): runs callbacks until loop.stop() (or nothing is left). */
@@ -553,7 +412,7 @@ static int loop_run(lua_State *L)
 {
     lua_State *outer = S.L;
     S.L = L;
-    uv_run(get_loop(), UV_RUN_DEFAULT);
+    uv_run(supervisor_loop(), UV_RUN_DEFAULT);
     S.L = outer;
     return 0;
 }
@@ -561,7 +420,7 @@ static int loop_run(lua_State *L)
 /* loop.stop(): makes loop.run return after the current callback. */
 static int loop_stop(lua_State *L)
 {
-    uv_stop(get_loop());
+    uv_stop(supervisor_loop());
     return 0;
 }
 
@@ -606,8 +465,7 @@ static int loop_close(lua_State *L)
     uv_run(S.loop, UV_RUN_DEFAULT);
     uv_loop_close(S.loop);
     S.loop = NULL;
-    while (S.pool_len > 0)
-        transport_free(S.pool[--S.pool_len]);
+    janitor_http_close();
     return 0;
 }
 
@@ -639,7 +497,6 @@ static const luaL_Reg loop_funcs[] = {
     {"zygote", loop_zygote},
     {"spawn", loop_spawn},
     {"kill", loop_kill},
-    {"http", loop_http},
     {"run", loop_run},
     {"stop", loop_stop},
     {"close", loop_close},
@@ -654,15 +511,13 @@ static const luaL_Reg handle_methods[] = {
 
 int luaopen_bosk_loop(lua_State *L)
 {
-    /* More threads than libuv's default 4, so a few slow exchanges (a
-     * dead server) leave room for the others. Read on first use. */
-    setenv("UV_THREADPOOL_SIZE", "8", 0);
     if (luaL_newmetatable(L, HANDLE_META)) {
         luaL_newlib(L, handle_methods);
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
     luaL_newlib(L, loop_funcs);
+    janitor_http_register(L);
     janitor_metrics_register(L);
     return 1;
 }
