@@ -75,6 +75,12 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *sa, char 
         snprintf(err, n, "invalid --listen %s: want HOST:PORT", listen);
         return -1;
     }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535) {
+        snprintf(err, n, "invalid --listen %s: port must be 0..65535", listen);
+        return -1;
+    }
     char host[256];
     size_t hl = (size_t)(colon - listen);
     if (hl >= sizeof host) {
