@@ -217,9 +217,27 @@ T.test("/metrics: resources, request histograms, acquire durations", function()
   T.match(body, 'boskos_http_response_size_bytes_bucket{method="GET",path="unmatched",status="200",user_agent="curl/[^"]*",le="128"} %d+', "size")
 end)
 
-T.test("SIGTERM stops the server with status 0", function()
-  S.stop(T, srv)
+T.test("SIGTERM: stop accepting, finish the request in flight, exit 0", function()
+  -- a client that sends half of an /update body, waits, then the rest
+  local dir = T.tmpdir()
+  local script = T.write_file(dir .. "/slow.sh", [[
+exec 3<>/dev/tcp/127.0.0.1/$1
+printf 'POST /update?name=zz&owner=o&state=free HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{"a"' >&3
+sleep 1.5
+printf ':"b"}' >&3
+head -1 <&3 >$2
+]])
+  local client = T.spawn{ "bash", script, tostring(srv.port), dir .. "/answer" }
+  T.sleep(0.5)
+  srv.proc:kill("TERM")
+  T.wait_until(function() return srv.proc:output():find("stopping", 1, true) end, 5, "stopping")
+  T.sleep(0.2)
+  T.eq((T.http("GET", srv.url .. "/")), 0, "no new connections")
+  T.eq(client:wait(10), 0, "client finished")
+  T.eq(T.read_file(dir .. "/answer"), "HTTP/1.1 404 Not Found\r\n", "the request in flight was answered")
+  T.eq(srv.proc:wait(10), 0, "exit status")
   T.contains(srv.proc:output(), "stopped", "log line")
+  T.ok(not srv.proc:output():find("Sanitizer", 1, true), "no sanitizer report", srv.proc:output())
 end)
 
 T.test("--metrics-port serves /metrics alone", function()
