@@ -11,8 +11,8 @@ local spec = {
   { "listen", help = "HOST:PORT to serve on", default = "127.0.0.1:8080" },
   { "port", kind = "int", help = "serve on 0.0.0.0:PORT (upstream's flag; overrides --listen)" },
   { "metrics-port", kind = "int", help = "also serve /metrics alone on this port (same host as --listen)" },
-  { "request-ttl", kind = "duration", default = 30, help = "how long a request id keeps its place" },
-  { "sync-period", kind = "duration", default = 60, help = "re-sync and request-id GC period" },
+  { "request-ttl", kind = "duration", help = "how long a request id keeps its place (default 30s)" },
+  { "sync-period", kind = "duration", help = "re-sync and request-id GC period (default 1m)" },
   { "log-level", help = "accepted for compatibility; ignored" },
   { "namespace", help = "accepted for compatibility; ignored" },
   { "in_memory", kind = "bool", help = "accepted for compatibility; ignored" },
@@ -38,6 +38,8 @@ function M.main(args)
   end
   if #rest > 0 then return usage_error(args, "unexpected argument: " .. rest[1]) end
   if opts.port then opts.listen = "0.0.0.0:" .. opts.port end
+  opts.request_ttl = opts.request_ttl or 30
+  opts.sync_period = opts.sync_period or 60
   if opts.request_ttl <= 0 then return usage_error(args, "--request-ttl must be positive") end
   if opts.sync_period <= 0 then return usage_error(args, "--sync-period must be positive") end
   local server = require "bosk.server"
