@@ -427,7 +427,8 @@ static unsigned char *find_duplicates(const config *c, size_t total)
     for (size_t i = 0; i < c->n; i++)
         for (size_t j = 0; j < c->entries[i].n_names; j++, k++)
             refs[k] = (name_ref){ c->entries[i].names[j], k };
-    qsort(refs, total, sizeof *refs, cmp_name_ref);
+    if (total > 1)
+        qsort(refs, total, sizeof *refs, cmp_name_ref);
     for (size_t m = 1; m < total; m++)
         if (strcmp(refs[m].name, refs[m - 1].name) == 0)
             dup[refs[m].pos] = 1;
@@ -502,7 +503,8 @@ static void check_needs(errlist *l, const config *c)
     for (size_t i = 0; i < c->n; i++)
         for (size_t j = 0; CONFIG_IS_DYNAMIC(&c->entries[i]) && j < c->entries[i].n_needs; j++)
             types[k++] = c->entries[i].needs[j].type;
-    qsort(types, k, sizeof *types, cmp_str);
+    if (k > 1)
+        qsort(types, k, sizeof *types, cmp_str);
     for (size_t m = 0; m < k; m++) {
         if (m > 0 && strcmp(types[m], types[m - 1]) == 0)
             continue;

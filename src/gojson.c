@@ -279,7 +279,8 @@ static char *encode_userdata(const cJSON *obj)
     for (const cJSON *it = obj->child; it; it = it->next)
         if (cJSON_IsString(it) && it->valuestring[0] != '\0')
             items[n++] = it;
-    qsort(items, n, sizeof *items, cmp_items);
+    if (n > 1)
+        qsort(items, n, sizeof *items, cmp_items);
     jbuf b;
     jbuf_init(&b);
     jbuf_addc(&b, '{');

@@ -683,7 +683,8 @@ ranch_code ranch_acquire_by_state(ranch *r, const char *state, const char *dest,
     res **found = NULL;
     size_t n_found = 0;
     size_t asked = collect_names(r, names, state, ++r->stamp, &found, &n_found);
-    qsort(found, n_found, sizeof *found, cmp_seq);
+    if (n_found > 1)  /* qsort must not see a NULL base, even with 0 items */
+        qsort(found, n_found, sizeof *found, cmp_seq);
     batch b = { 0 };
     ranch_code rc = RANCH_OK;
     for (size_t i = 0; i < n_found && rc == RANCH_OK; i++) {
@@ -808,7 +809,8 @@ static int cmp_pair(const void *a, const void *b)
 /* {name: previous owner}, sorted by name. */
 static void json_reset_map(jbuf *out, reset_pair *v, size_t n)
 {
-    qsort(v, n, sizeof *v, cmp_pair);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_pair);
     jbuf_addc(out, '{');
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -892,7 +894,8 @@ static void json_counts_states(jbuf *out, rtype *t)
     n = 0;
     for (bucket *b = t->buckets; b; b = b->next)
         v[n++] = b;
-    qsort(v, n, sizeof *v, cmp_bucket);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_bucket);
     jbuf_addc(out, '{');
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -916,7 +919,8 @@ static void json_counts_owners(jbuf *out, rtype *t)
     if (names != NULL) {
         for (size_t i = 0; i < n; i++)
             names[i] = v[i]->owner;
-        qsort(names, n, sizeof *names, cmp_cstr);
+        if (n > 1)
+            qsort(names, n, sizeof *names, cmp_cstr);
         jbuf_addc(out, '{');
         for (size_t i = 0; i < n; i++) {
             if (i)
@@ -960,7 +964,8 @@ static rtype **sorted_types(ranch *r, size_t *n)
         return NULL;
     for (hnode *h = hmap_first(&r->types, &slot); h; h = hmap_next(&r->types, h, &slot))
         v[(*n)++] = HMAP_ENTRY(h, rtype, by_name);
-    qsort(v, *n, sizeof *v, cmp_type);
+    if (*n > 1)
+        qsort(v, *n, sizeof *v, cmp_type);
     return v;
 }
 
@@ -985,7 +990,8 @@ static void list_type(rtype *t, const char *state, const char *owner, jbuf *out,
                 if (list_match(x, owner))
                     v[n++] = x;
     }
-    qsort(v, n, sizeof *v, cmp_seq);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_seq);
     for (size_t i = 0; i < n; i++) {
         if (!*first)
             jbuf_addc(out, ',');

@@ -384,7 +384,8 @@ static int reconcile(ranch *r, rtype *t, char *err, size_t n)
             d.failed = 1;
     }
     int64_t excess = active - (int64_t)d.tbd - lc->max_count;
-    qsort(d.idle, d.n_idle, sizeof *d.idle, cmp_name_desc);
+    if (d.n_idle > 1)
+        qsort(d.idle, d.n_idle, sizeof *d.idle, cmp_name_desc);
     for (size_t i = 0; excess > 0 && i < d.n_idle; i++, excess--)
         mark_to_be_deleted(&d, d.idle[i]);
     free(d.idle);
