@@ -124,7 +124,9 @@ function M.usage(spec)
   for _, f in ipairs(spec) do
     local names = "--" .. f[1]
     for _, a in ipairs(f.aliases or {}) do names = names .. ", --" .. a end
-    local default = f.default ~= nil and (" (default " .. tostring(f.default) .. ")") or ""
+    local shown = f.default
+    if f.kind == "duration" and type(shown) == "number" then shown = duration.format(shown) end
+    local default = shown ~= nil and (" (default " .. tostring(shown) .. ")") or ""
     lines[#lines + 1] = string.format("  %-34s %s%s", names, f.help or "", default)
   end
   return table.concat(lines, "\n") .. "\n"
