@@ -511,6 +511,9 @@ static const luaL_Reg handle_methods[] = {
 
 int luaopen_bosk_loop(lua_State *L)
 {
+    /* A closed stderr (`bosk janitor ... 2>&1 | head`) must not kill the
+     * process that holds the leases: writes fail with EPIPE instead. */
+    signal(SIGPIPE, SIG_IGN);
     if (luaL_newmetatable(L, HANDLE_META)) {
         luaL_newlib(L, handle_methods);
         lua_setfield(L, -2, "__index");

@@ -95,6 +95,7 @@ static void worker_signals(void)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_IGN);          /* a closed log pipe is no crash */
     signal(SIGUSR2, worker_orphaned);
     prctl(PR_SET_PDEATHSIG, SIGUSR2);
     if (getppid() == 1)
