@@ -215,4 +215,22 @@ T.test("a failing resource is not cleaned again within the poll interval", funct
   end)
 end)
 
+T.test("a closed log pipe does not stop the janitor", function()
+  J.check_counts(srv, TYPES, function()
+    local back = J.policy("janitor.policy{ type = 'ok-type', from = 'free', to = 'dirty', clean = function() return true end }")
+    T.eq(select(3, J.once(srv, {}, { back })), 0, "ok-type back to dirty")
+    local p = J.policy([[
+      janitor.policy{ type = "ok-type", concurrency = 1, clean = function(res)
+        for i = 1, 50 do janitor.log{ msg = "chatty", i = i } end
+        return true
+      end }
+    ]])
+    local cmd = string.format("%s janitor --once --boskos-url %s %s 2>&1 >/dev/null | head -c 10 >/dev/null; echo ${PIPESTATUS[0]}",
+                              T.shell_quote(T.bosk), srv.url, T.shell_quote(p))
+    local out = T.sh("bash -c " .. T.shell_quote(cmd))
+    T.eq(out, "0\n", "janitor exit status")
+    T.eq(J.states(srv, "ok-type"), { ["ok-1"] = "free/-", ["ok-2"] = "free/-", ["ok-3"] = "free/-" }, "all cleaned")
+  end)
+end)
+
 srv:stop()
