@@ -29,7 +29,7 @@ resources:
   names: [c2]
 ]]
 
-local server = R.start_server(T, { config = CONFIG })
+local server = T.start_server({ config = CONFIG })
 
 -- ctl(args, owner, opts) -> stdout, stderr, exit code of `bosk ARGS
 -- --boskos-url URL --owner OWNER`

@@ -232,7 +232,7 @@ T.test("tty: errors are reported and the REPL goes on", function()
 end)
 
 test_if(HAVE_CLIENT, "tty: client talks to bosk server; Ctrl-C interrupts a waiting acquire", function()
-  local server = R.start_server(T, { config = "resources:\n- type: t\n  state: free\n  names: [r1]\n" })
+  local server = T.start_server({ config = "resources:\n- type: t\n  state: free\n  names: [r1]\n" })
   local res = R.check(R.pty(T, {
     { expect = "> $" },
     { send = "r = client:acquire('t', 'free', 'busy')\n" }, { expect = PROMPT },

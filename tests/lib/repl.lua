@@ -38,17 +38,4 @@ function R.check(res, what)
   return res
 end
 
--- R.start_server(T, opts): T.start_server, tried again (up to 3 times in
--- all) when the free port it picked was taken meanwhile by another test.
-function R.start_server(T, opts)
-  local last
-  for _ = 1, 3 do
-    local ok, server = pcall(T.start_server, opts)
-    if ok then return server end
-    last = server
-    if not tostring(server):find("in use", 1, true) then break end
-  end
-  error(last, 2)
-end
-
 return R
