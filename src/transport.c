@@ -11,6 +11,15 @@
 #include "dl_curl.h"
 #include "transport.h"
 
+/* What the callbacks fill in during one transport_perform. */
+typedef struct {
+    transport_response *resp;
+    size_t cap;       /* allocated size of resp->body */
+    size_t max_body;
+    int too_large;
+    int oom;
+} exchange;
+
 struct transport {
     const dl_curl_api *curl;
     CURL *easy;
@@ -22,16 +31,12 @@ struct transport {
     struct curl_slist *typed_headers;   /* with typed_for's Content-Type */
     char typed_for[200];
     int had_auth, had_custom;
+    /* What the handle was last given, so unchanged options are not set
+     * again: each setopt costs a little, and a request is a few µs. */
+    const struct curl_slist *headers_set;
+    long connect_ms_set, timeout_ms_set;
+    exchange x; /* the callbacks' state, set as WRITEDATA/HEADERDATA once */
 };
-
-/* What the callbacks fill in during one transport_perform. */
-typedef struct {
-    transport_response *resp;
-    size_t cap;       /* allocated size of resp->body */
-    size_t max_body;
-    int too_large;
-    int oom;
-} exchange;
 
 static CURLcode set_fixed_options(transport *t);
 
@@ -46,6 +51,7 @@ transport *transport_new(char *err, size_t err_len)
         return NULL;
     }
     t->curl = curl;
+    t->connect_ms_set = t->timeout_ms_set = -1; /* never a real value: the first request sets them */
     t->easy = curl->easy_init();
     if (t->easy == NULL) {
         free(t);
@@ -161,13 +167,18 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
 }
 
 /* A header list: no Expect (Go never waits for 100-continue), no Accept,
- * and Content-Type only when asked (libcurl would add a form type). */
+ * "User-Agent: bosk", and Content-Type only when asked (libcurl would add a
+ * form type). User-Agent is a listed header, not CURLOPT_USERAGENT: the
+ * bytes sent are the same (libcurl puts it after Host and Authorization
+ * either way), but the option makes libcurl format the header anew for
+ * every request, about 4000 instructions each. */
 static struct curl_slist *build_headers(transport *t, const char *content_type)
 {
     const dl_curl_api *c = t->curl;
     char ctype[256];
     struct curl_slist *h = c->slist_append(NULL, "Expect:");
-    if (h == NULL || c->slist_append(h, "Accept:") == NULL)
+    if (h == NULL || c->slist_append(h, "Accept:") == NULL ||
+        c->slist_append(h, "User-Agent: bosk") == NULL)
         goto fail;
     snprintf(ctype, sizeof ctype, "Content-Type:%s%s", content_type ? " " : "",
              content_type ? content_type : "");
@@ -194,6 +205,8 @@ static struct curl_slist *headers_for(transport *t, const char *content_type)
     struct curl_slist *h = build_headers(t, content_type);
     if (h == NULL)
         return NULL;
+    if (t->headers_set == t->typed_headers)
+        t->headers_set = NULL; /* freed below: the next request sets the new list */
     t->curl->slist_free_all(t->typed_headers);
     t->typed_headers = h;
     snprintf(t->typed_for, sizeof t->typed_for, "%s", content_type);
@@ -223,9 +236,10 @@ static CURLcode set_fixed_options(transport *t)
     SETOPT(&rc, t, CURLOPT_ERRORBUFFER, t->errbuf);
     SETOPT(&rc, t, CURLOPT_TCP_KEEPALIVE, 1L);
     SETOPT(&rc, t, CURLOPT_TCP_NODELAY, 1L);
-    SETOPT(&rc, t, CURLOPT_USERAGENT, "bosk");
     SETOPT(&rc, t, CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(&rc, t, CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(&rc, t, CURLOPT_WRITEDATA, &t->x);
+    SETOPT(&rc, t, CURLOPT_HEADERDATA, &t->x);
     return rc;
 }
 
@@ -256,16 +270,35 @@ static CURLcode set_method(transport *t, const transport_request *req)
     return rc;
 }
 
-static CURLcode set_options(transport *t, const transport_request *req, exchange *x,
+/* Header list and timeouts: set only when they differ from the last request's. */
+static CURLcode set_changed_options(transport *t, const transport_request *req,
+                                    struct curl_slist *headers)
+{
+    CURLcode rc = CURLE_OK;
+    long connect_ms = (long)(req->connect_timeout * 1000), timeout_ms = (long)(req->timeout * 1000);
+    if (headers != t->headers_set) {
+        SETOPT(&rc, t, CURLOPT_HTTPHEADER, headers);
+        t->headers_set = rc == CURLE_OK ? headers : NULL;
+    }
+    if (connect_ms != t->connect_ms_set) {
+        SETOPT(&rc, t, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+        t->connect_ms_set = rc == CURLE_OK ? connect_ms : -1;
+    }
+    if (timeout_ms != t->timeout_ms_set) {
+        SETOPT(&rc, t, CURLOPT_TIMEOUT_MS, timeout_ms);
+        t->timeout_ms_set = rc == CURLE_OK ? timeout_ms : -1;
+    }
+    return rc;
+}
+
+static CURLcode set_options(transport *t, const transport_request *req,
                             struct curl_slist *headers)
 {
     CURLcode rc = CURLE_OK;
     SETOPT(&rc, t, CURLOPT_URL, req->url);
-    SETOPT(&rc, t, CURLOPT_WRITEDATA, x);
-    SETOPT(&rc, t, CURLOPT_HEADERDATA, x);
-    SETOPT(&rc, t, CURLOPT_HTTPHEADER, headers);
-    SETOPT(&rc, t, CURLOPT_CONNECTTIMEOUT_MS, (long)(req->connect_timeout * 1000));
-    SETOPT(&rc, t, CURLOPT_TIMEOUT_MS, (long)(req->timeout * 1000));
+    CURLcode changed_rc = set_changed_options(t, req, headers);
+    if (rc == CURLE_OK)
+        rc = changed_rc;
     if (req->username && req->password) {
         SETOPT(&rc, t, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         SETOPT(&rc, t, CURLOPT_USERNAME, req->username);
@@ -349,7 +382,8 @@ static int finish(transport *t, const transport_request *req, transport_response
 int transport_perform(transport *t, const transport_request *req, transport_response *resp)
 {
     memset(resp, 0, sizeof *resp);
-    exchange x = { .resp = resp, .max_body = req->max_body ? req->max_body : (size_t)-1 };
+    exchange *x = &t->x;
+    *x = (exchange){ .resp = resp, .max_body = req->max_body ? req->max_body : (size_t)-1 };
     struct curl_slist *headers = headers_for(t, req->content_type);
     if (headers == NULL) {
         resp->kind = TRANSPORT_INIT;
@@ -357,14 +391,17 @@ int transport_perform(transport *t, const transport_request *req, transport_resp
         return -1;
     }
     t->errbuf[0] = '\0';
-    CURLcode rc = set_options(t, req, &x, headers);
+    CURLcode rc = set_options(t, req, headers);
     if (rc == CURLE_OK)
         rc = t->curl->easy_perform(t->easy);
-    int result = finish(t, req, resp, rc, &x);
-    /* The handle must not keep pointers into this call's stack or body. */
-    CURLcode ignored = CURLE_OK; /* clearing pointers cannot fail */
-    SETOPT(&ignored, t, CURLOPT_WRITEDATA, (void *)NULL);
-    SETOPT(&ignored, t, CURLOPT_HEADERDATA, (void *)NULL);
-    SETOPT(&ignored, t, CURLOPT_POSTFIELDS, (char *)NULL);
+    int result = finish(t, req, resp, rc, x);
+    /* The handle must not keep pointers into the caller's memory: the body
+     * (a Lua string) may be freed before the next request. An empty body
+     * is a static "" and may stay. */
+    x->resp = NULL;
+    if (req->body != NULL) {
+        CURLcode ignored = CURLE_OK; /* clearing a pointer cannot fail */
+        SETOPT(&ignored, t, CURLOPT_POSTFIELDS, (char *)NULL);
+    }
     return result;
 }
