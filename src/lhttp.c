@@ -4,6 +4,8 @@
  *   local conn = http.new()
  *   local status, status_line, body = conn:request{method = "POST", url = ...}
  *   -- or nil, kind ("connect"|"timeout"|"io"|"too_large"|"init"), message
+ *   conn:send(method, url, body, content_type, username, password,
+ *             connect_timeout, timeout, max_body)   -- the same, positional
  *   conn:close()            -- also __gc and __close
  *   http.stat(path)         -- mtime, size  (or nil, message)
  *
@@ -154,14 +156,10 @@ static const char *kind_name(transport_error_kind kind)
     }
 }
 
-/* conn:request{method=, url=, body=, content_type=, username=, password=,
- *              connect_timeout=, timeout=, max_body=}
- * -> status, status_line, body   or   nil, kind, message */
-static int conn_request(lua_State *L)
+/* Sends req on c's transport (created on first use) and pushes
+ * status, status_line, body   or   nil, kind, message. */
+static int perform(lua_State *L, conn *c, const transport_request *req)
 {
-    conn *c = check_open_conn(L);
-    transport_request req;
-    read_request(L, &req);
     char err[256];
     if (c->t == NULL && (c->t = transport_new(err, sizeof err)) == NULL) {
         lua_pushnil(L);
@@ -171,7 +169,7 @@ static int conn_request(lua_State *L)
     }
     luaL_checkstack(L, 3, "request results");
     transport_response resp;
-    int rc = transport_perform(c->t, &req, &resp);
+    int rc = transport_perform(c->t, req, &resp);
     if (rc != 0) {
         transport_response_free(&resp);
         lua_pushnil(L);
@@ -188,6 +186,65 @@ static int conn_request(lua_State *L)
     c->pending = NULL;
     transport_response_free(&resp);
     return 3;
+}
+
+/* conn:request{method=, url=, body=, content_type=, username=, password=,
+ *              connect_timeout=, timeout=, max_body=}
+ * -> status, status_line, body   or   nil, kind, message */
+static int conn_request(lua_State *L)
+{
+    conn *c = check_open_conn(L);
+    transport_request req;
+    read_request(L, &req);
+    return perform(L, c, &req);
+}
+
+/* Argument n: a string, or NULL when nil or absent. */
+static const char *arg_string(lua_State *L, int n, size_t *len)
+{
+    int type = lua_type(L, n);
+    if (type == LUA_TSTRING)
+        return lua_tolstring(L, n, len);
+    if (type > LUA_TNIL)
+        luaL_typeerror(L, n, "string or nil");
+    return NULL;
+}
+
+/* Argument n: a number in [0, max], or dflt when nil or absent. */
+static double arg_number(lua_State *L, int n, double dflt, double max)
+{
+    int type = lua_type(L, n);
+    double v = dflt;
+    if (type == LUA_TNUMBER)
+        v = lua_tonumber(L, n);
+    else if (type > LUA_TNIL)
+        luaL_typeerror(L, n, "number or nil");
+    luaL_argcheck(L, v >= 0 && v <= max, n, "out of range");
+    return v;
+}
+
+/* conn:send(method, url, body, content_type, username, password,
+ *           connect_timeout, timeout, max_body)
+ * -> as conn:request. The client's calls use this form: reading and
+ * checking a table of options cost more than the rest of the binding. */
+static int conn_send(lua_State *L)
+{
+    conn *c = check_open_conn(L);
+    transport_request req;
+    memset(&req, 0, sizeof req);
+    req.method = arg_string(L, 2, NULL);
+    if (req.method == NULL)
+        req.method = "GET";
+    req.url = arg_string(L, 3, NULL);
+    luaL_argcheck(L, req.url != NULL, 3, "URL expected");
+    req.body = arg_string(L, 4, &req.body_len);
+    req.content_type = arg_string(L, 5, NULL);
+    req.username = arg_string(L, 6, NULL);
+    req.password = arg_string(L, 7, NULL);
+    req.connect_timeout = arg_number(L, 8, 0, 1e9);
+    req.timeout = arg_number(L, 9, 0, 1e9);
+    req.max_body = (size_t)arg_number(L, 10, (double)DEFAULT_MAX_BODY, 0x1p53);
+    return perform(L, c, &req);
 }
 
 /* http.stat(path) -> mtime (seconds, float), size   or   nil, message */
@@ -207,6 +264,7 @@ static int http_stat(lua_State *L)
 
 static const luaL_Reg conn_methods[] = {
     {"request", conn_request},
+    {"send", conn_send},
     {"close", conn_close},
     {NULL, NULL}
 };
