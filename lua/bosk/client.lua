@@ -71,15 +71,17 @@ local function multierror(errs)
   return wire.error(head .. "\n" .. concat(lines, "\n") .. "\n\n", { errors = errs })
 end
 
--- Up to 4 attempts. work(errs) returns true, value (done), false, err
--- (fatal) or nothing (retriable; it appended to errs). Sleeps i*i seconds
--- through boskos.sleep between attempts.
+-- Up to 4 attempts. work(...) returns true, value (done), false, err
+-- (fatal) or nil, err (retriable). Sleeps i*i seconds through boskos.sleep
+-- between attempts. The list of errors is made only when one fails.
 local function retry(work, ...)
-  local errs = {}
+  local errs
   for i = 1, 4 do
-    local done, value = work(errs, ...)
+    local done, value = work(...)
     if done == true then return value end
     if done == false then return nil, value end
+    errs = errs or {}
+    errs[#errs + 1] = value
     if i < 4 then M.sleep(i * i) end
   end
   return nil, aggregate(errs)
@@ -256,7 +258,7 @@ function M.client(opts)
     c._pw, c._pw_mtime, c._pw_size = pw, mtime, size
   end
   c.conn = http.new()
-  c._urls, c._url_count, c._req = {}, 0, {}
+  c._urls, c._url_count = {}, 0
   return c
 end
 
@@ -269,8 +271,26 @@ end
 
 -- One exchange, with the dialer's retries of refused/reset/timed-out
 -- connects. -> status, status_line, body   or   nil, err
--- key, when given, names the URL in a small per-client cache: building
--- and escaping the query is a large share of a call's CPU time.
+local function exchange(self, method, url, body, ctype)
+  local d, user, password = self.dialer, self.username, nil
+  if user then password = self:_password() end
+  local status, line, resp_body = self.conn:send(method, url, body, ctype, user, password,
+                                                 d.timeout, self.timeout, self.max_body)
+  if status then return status, line, resp_body end
+  local tries = math.max(0, d.retry_count or 0) + 1
+  for i = 2, tries do
+    if line ~= "connect" then break end
+    core.sleep(d.retry_sleep)
+    status, line, resp_body = self.conn:send(method, url, body, ctype, user, password,
+                                             d.timeout, self.timeout, self.max_body)
+    if status then return status, line, resp_body end
+  end
+  return nil, wire.error(resp_body, { kind = line })
+end
+
+-- The URL of a call, then one exchange. key, when given, names the URL in
+-- a small per-client cache: building and escaping the query is a large
+-- share of a call's CPU time.
 function Client:_send(method, action, params, body, key)
   local url = key and self._urls[key]
   if not url then
@@ -282,33 +302,49 @@ function Client:_send(method, action, params, body, key)
       self._urls[key], self._url_count = url, self._url_count + 1
     end
   end
-  local d = self.dialer
-  -- One request table per client, refilled: conn:request reads it at once.
-  local req = self._req
-  req.method, req.url, req.body = method, url, body
-  req.content_type = action == "/update" and "application/json" or nil
-  req.connect_timeout, req.timeout, req.max_body = d.timeout, self.timeout, self.max_body
-  if self.username then req.username, req.password = self.username, self:_password() end
-  local tries = math.max(0, d.retry_count or 0) + 1
-  for i = 1, tries do
-    local status, line, resp_body = self.conn:request(req)
-    if status then return status, line, resp_body end
-    if line ~= "connect" or i == tries then return nil, wire.error(resp_body, { kind = line }) end
-    core.sleep(d.retry_sleep)
+  return exchange(self, method, url, body, action == "/update" and "application/json" or nil)
+end
+
+-- The hot path of acquire and release (a script leasing in a loop): their
+-- URLs by argument, in nested tables, so a repeated call neither builds a
+-- key nor checks its arguments again: only strings that passed the checks
+-- are ever stored, so finding the URL proves the arguments are good.
+-- hot[client] = { url = c.url, owner = c.owner, n = count,
+--   acquire = {[rtype] = {[state] = {[dest] = URL}}}, release = {[name] = {[dest] = URL}} }
+-- It is keyed by the client in a weak table, so looking up any other
+-- value (a wrong self) simply misses and goes to the checks.
+local hot = setmetatable({}, { __mode = "k" })
+
+-- The table of URLs for `call`, valid for the client's current url and owner.
+local function hot_urls(self, call)
+  local h = hot[self]
+  if h.url ~= self.url or h.owner ~= self.owner then return nil end
+  return h[call]
+end
+
+-- Stores url at hot[self][call][a][b][c] (c may be nil: two levels).
+-- Starts afresh when the client's url or owner changed, or after 256 URLs.
+local function remember(self, call, url, a, b, c)
+  local h = hot[self]
+  if not h or h.url ~= self.url or h.owner ~= self.owner or h.n >= 256 then
+    h = { url = self.url, owner = self.owner, n = 0, acquire = {}, release = {} }
+    hot[self] = h
   end
+  h.n = h.n + 1
+  local urls = h[call]
+  local t = urls[a] or {}
+  urls[a] = t
+  if c == nil then t[b] = url return end
+  local u = t[b] or {}
+  t[b] = u
+  u[c] = url
 end
 
--- Sends and classifies the transport failure as retriable (appends to errs).
-local function attempt(self, errs, method, action, params, body, key)
-  local status, line, resp_body = self:_send(method, action, params, body, key)
-  if not status then errs[#errs + 1] = line end
-  return status, line, resp_body
-end
-
--- One /acquire attempt (see retry).
-local function acquire_once(errs, self, rtype, params, key)
-  local status, line, body = attempt(self, errs, "POST", "/acquire", params, nil, key)
-  if not status then return end
+-- One /acquire attempt (see retry). url is nil when it could not be built (uerr).
+local function acquire_once(self, rtype, url, uerr)
+  if not url then return nil, wire.error(uerr) end
+  local status, line, body = exchange(self, "POST", url, nil)
+  if not status then return nil, line end
   if status == 200 then
     local r, err = wire.decode_resource(body)
     if not r then return false, wire.error(err) end
@@ -321,19 +357,17 @@ local function acquire_once(errs, self, rtype, params, key)
     end
     return false, M.ErrNotFound
   end
-  errs[#errs + 1] = status_error(line, status)
+  return nil, status_error(line, status)
 end
 
-local function acquire(self, rtype, state, dest, request_id)
+local function acquire_url(self, rtype, state, dest, request_id)
   local params = { type = rtype, state = state, owner = self.owner, dest = dest }
   if request_id and request_id ~= "" then params.request_id = request_id end
-  local key = self.url .. "\0/acquire\0" .. rtype .. "\0" .. state .. "\0" .. self.owner .. "\0" .. dest ..
-              "\0" .. (request_id or "")
-  return retry(acquire_once, self, rtype, params, key)
+  return wire.url(self.url, "/acquire", params)
 end
 
-local function acquire_and_store(self, rtype, state, dest, request_id)
-  local r, err = acquire(self, rtype, state, dest, request_id)
+-- Keeps the store's record and returns r (or nil, err).
+local function store_acquired(self, r, err)
   if not r then return nil, err end
   self.storage:add(copy_resource(r)) -- a name already stored keeps its old record
   return r
@@ -346,16 +380,25 @@ function Client:acquire_with_priority(rtype, state, dest, request_id)
   check_type(state, "string", 2, "acquire_with_priority")
   check_type(dest, "string", 3, "acquire_with_priority")
   check_type(request_id, "string", 4, "acquire_with_priority", true)
-  return acquire_and_store(self, rtype, state, dest, request_id)
+  local url, uerr = acquire_url(self, rtype, state, dest, request_id)
+  return store_acquired(self, retry(acquire_once, self, rtype, url, uerr))
 end
 
 -- c:acquire(rtype, state, dest) -> resource, or nil, err
 function Client:acquire(rtype, state, dest)
-  check_client(self, "acquire")
-  check_type(rtype, "string", 1, "acquire")
-  check_type(state, "string", 2, "acquire")
-  check_type(dest, "string", 3, "acquire")
-  return acquire_and_store(self, rtype, state, dest, nil)
+  local urls = hot[self] and hot_urls(self, "acquire")
+  local t = urls and urls[rtype]
+  t = t and t[state]
+  local url, uerr = t and t[dest], nil
+  if not url then
+    check_client(self, "acquire")
+    check_type(rtype, "string", 1, "acquire")
+    check_type(state, "string", 2, "acquire")
+    check_type(dest, "string", 3, "acquire")
+    url, uerr = acquire_url(self, rtype, state, dest, nil)
+    if url then remember(self, "acquire", url, rtype, state, dest) end
+  end
+  return store_acquired(self, retry(acquire_once, self, rtype, url, uerr))
 end
 
 local function check_context(ctx, n, fname)
@@ -408,9 +451,9 @@ end
 
 local function acquire_by_state(self, state, dest, names)
   local params = { state = state, dest = dest, names = concat(names, ","), owner = self.owner }
-  return retry(function(errs)
-    local status, line, body = attempt(self, errs, "POST", "/acquirebystate", params)
-    if not status then return end
+  return retry(function()
+    local status, line, body = self:_send("POST", "/acquirebystate", params)
+    if not status then return nil, line end
     if status == 200 then
       local list, err = wire.decode_resources(body)
       if not list then return false, wire.error(err) end
@@ -420,7 +463,7 @@ local function acquire_by_state(self, state, dest, names)
     elseif status == 404 then
       return false, M.ErrNotFound
     end
-    errs[#errs + 1] = status_error(line, status)
+    return nil, status_error(line, status)
   end)
 end
 
@@ -446,22 +489,28 @@ function Client:acquire_by_state_wait(ctx, state, dest, names)
   return wait_loop(ctx, function() return self:acquire_by_state(state, dest, names) end)
 end
 
--- One /release attempt (see retry).
-local function release_once(errs, self, name, params, key)
-  local status, line = attempt(self, errs, "POST", "/release", params, nil, key)
-  if not status then return end
+-- One /release attempt (see retry). url is nil when it could not be built (uerr).
+local function release_once(self, name, url, uerr)
+  if not url then return nil, wire.error(uerr) end
+  local status, line = exchange(self, "POST", url, nil)
+  if not status then return nil, line end
   if status == 200 then return true, true end
-  errs[#errs + 1] = status_error(line, status, "statusCode", " releasing " .. name)
+  return nil, status_error(line, status, "statusCode", " releasing " .. name)
 end
 
 -- c:release(name, dest) -> true, or nil, err (every non-200 is retried)
 function Client:release(name, dest)
-  check_client(self, "release")
-  check_type(name, "string", 1, "release")
-  check_type(dest, "string", 2, "release")
-  local params = { name = name, dest = dest, owner = self.owner }
-  local key = self.url .. "\0/release\0" .. name .. "\0" .. dest .. "\0" .. self.owner
-  return retry(release_once, self, name, params, key)
+  local urls = hot[self] and hot_urls(self, "release")
+  local t = urls and urls[name]
+  local url, uerr = t and t[dest], nil
+  if not url then
+    check_client(self, "release")
+    check_type(name, "string", 1, "release")
+    check_type(dest, "string", 2, "release")
+    url, uerr = wire.url(self.url, "/release", { name = name, dest = dest, owner = self.owner })
+    if url then remember(self, "release", url, name, dest) end
+  end
+  return retry(release_once, self, name, url, uerr)
 end
 
 local function userdata_body(ud)
@@ -490,11 +539,11 @@ function Client:update(name, state, ud)
   local params = { name = name, owner = self.owner, state = state }
   local body = userdata_body(ud)
   local key = self.url .. "\0/update\0" .. name .. "\0" .. state .. "\0" .. self.owner
-  return retry(function(errs)
-    local status, line = attempt(self, errs, "POST", "/update", params, body, key)
-    if not status then return end
+  return retry(function()
+    local status, line = self:_send("POST", "/update", params, body, key)
+    if not status then return nil, line end
     if status == 200 then return true, true end
-    errs[#errs + 1] = status_error(line, status, nil, " updating " .. name)
+    return nil, status_error(line, status, nil, " updating " .. name)
   end)
 end
 
@@ -526,10 +575,10 @@ function Client:reset(rtype, state, expire, dest)
   check_type(dest, "string", 4, "reset")
   local secs = duration.seconds(expire, "bad argument #3 to 'reset'", 2)
   local params = { type = rtype, state = state, expire = duration.format(secs), dest = dest }
-  return retry(function(errs)
-    local status, line, body = attempt(self, errs, "POST", "/reset", params)
-    if not status then return end
-    if status ~= 200 then errs[#errs + 1] = status_error(line, status) return end
+  return retry(function()
+    local status, line, body = self:_send("POST", "/reset", params)
+    if not status then return nil, line end
+    if status ~= 200 then return nil, status_error(line, status) end
     local v, err = wire.decode_json(body)
     local map
     if v ~= nil then map, err = map_of(v, "string", "map[string]string") end
@@ -560,10 +609,10 @@ end
 function Client:metric(rtype)
   check_client(self, "metric")
   check_type(rtype, "string", 1, "metric")
-  return retry(function(errs)
-    local status, line, body = attempt(self, errs, "GET", "/metric", { type = rtype })
-    if not status then return end
-    if status ~= 200 then errs[#errs + 1] = status_error(line, status) return end
+  return retry(function()
+    local status, line, body = self:_send("GET", "/metric", { type = rtype })
+    if not status then return nil, line end
+    if status ~= 200 then return nil, status_error(line, status) end
     local m, err = decode_metric(body)
     if not m then return false, wire.error(err) end
     return true, m
@@ -584,11 +633,11 @@ function Client:list(filter)
   end
   local unsupported = wire.error(format(
     "the server at %s does not support listing resources (GET /resources)", self.url))
-  return retry(function(errs)
-    local status, line, body = attempt(self, errs, "GET", "/resources", params)
-    if not status then return end
+  return retry(function()
+    local status, line, body = self:_send("GET", "/resources", params)
+    if not status then return nil, line end
     if status == 404 or (status == 200 and not body:find("^%s*[%[n]")) then return false, unsupported end
-    if status ~= 200 then errs[#errs + 1] = status_error(line, status) return end
+    if status ~= 200 then return nil, status_error(line, status) end
     local list, err = wire.decode_resources(body)
     if not list then return false, wire.error(err) end
     return true, list
