@@ -394,24 +394,41 @@ function wire.userdata_from_json(text)
   return wire.userdata(map, e)
 end
 
--- The fast path of decode_resource: turns the decoded object into the
--- resource in place when it has exactly the usual shape (strings where
--- strings belong, a non-empty name, a userdata object of strings);
--- returns nil otherwise, and the general path below names the problem.
-local resource_keys = { type = true, name = true, state = true, owner = true, lastupdate = true,
-                        userdata = true, ["expiration-date"] = true }
-function adopt_resource(v)
-  if type(v) ~= "table" or v[1] ~= nil then return nil end
-  for k, val in pairs(v) do
-    if not resource_keys[k] then return nil end
-    if k ~= "userdata" and type(val) ~= "string" then return nil end
+-- The fast path of decode_resource: turns the object decoded from text
+-- into the resource in place when text is exactly Go's compact form of a
+-- Resource: the six string fields with a non-empty name, user data of
+-- strings, an optional string expiration-date, and nothing else. Returns
+-- nil otherwise, and the general path below decides.
+--
+-- The length of text proves the shape without walking the object: the
+-- compact form is the shortest JSON text that decodes to these fields
+-- (escapes, whitespace, other keys and repeated keys all add bytes; an
+-- empty "userdata":[] is as short and decodes the same), so a text of
+-- exactly that length has no other keys.
+local compact_len = #'{"type":"","name":"","state":"","owner":"","lastupdate":"","userdata":{}}'
+local expiration_len = #',"expiration-date":""'
+function adopt_resource(v, text)
+  if type(v) ~= "table" then return nil end
+  local rtype, name, state, owner, last, ud = v.type, v.name, v.state, v.owner, v.lastupdate, v.userdata
+  if type(name) ~= "string" or type(rtype) ~= "string" or type(state) ~= "string"
+    or type(owner) ~= "string" or type(last) ~= "string" or type(ud) ~= "table" or name == "" then
+    return nil
   end
-  if type(v.name) ~= "string" or v.name == "" then return nil end
-  local ud = v.userdata
-  if type(ud) ~= "table" or ud[1] ~= nil then return nil end
-  for _, val in pairs(ud) do if type(val) ~= "string" then return nil end end
-  v.type, v.state, v.owner = v.type or "", v.state or "", v.owner or ""
-  v.expiration_date, v["expiration-date"] = v["expiration-date"], nil
+  local len = compact_len + #rtype + #name + #state + #owner + #last
+  local exp = v["expiration-date"]
+  if exp ~= nil then
+    if type(exp) ~= "string" then return nil end
+    len = len + expiration_len + #exp
+  end
+  if #text ~= len then -- longer: user data entries, or not the compact form
+    if ud[1] ~= nil or next(ud) == nil then return nil end
+    for k, val in pairs(ud) do -- "k":"v" and a comma, for each entry
+      if type(val) ~= "string" then return nil end
+      len = len + #k + #val + 6
+    end
+    if #text ~= len - 1 then return nil end -- one comma fewer than entries
+  end
+  if exp ~= nil then v.expiration_date, v["expiration-date"] = exp, nil end
   v.userdata = setmetatable({ _map = ud }, UserData)
   return v
 end
@@ -420,11 +437,11 @@ end
 -- A resource without a name is `unable to parse resource`.
 function wire.decode_resource(v)
   if type(v) == "string" then
-    local err
-    v, err = wire.decode_json(v)
+    local text, err = v, nil
+    v, err = wire.decode_json(text)
     if v == nil then return nil, err end
-    -- A freshly decoded object already has the right shape: adopt it.
-    local r = adopt_resource(v)
+    -- A freshly decoded object in Go's compact form: adopt it.
+    local r = adopt_resource(v, text)
     if r then return r end
   end
   if type(v) ~= "table" or v[1] ~= nil then
