@@ -239,4 +239,25 @@ T.test("a closed log pipe does not stop the janitor", function()
   end)
 end)
 
+T.test("a name leased again before its release is seen is counted once", function()
+  -- The race behind a --once run that never ended (and ignored SIGTERM):
+  -- the server frees a resource, a concurrent acquire gets it back, and
+  -- the acquire's answer is handled before the release's.
+  local out, err, code = T.run({ "run", "-e", [[
+    local reg = { policies = {}, reapers = {}, jobs = {} }
+    local s = require("bosk.janitor").new(reg, { once = true, pool_size = 1 })
+    local old = { name = "r-1", type = "t", owner = "Janitor", via = "cleaning", on_failure = "dirty" }
+    local new = { name = "r-1", type = "t", owner = "Janitor", via = "cleaning", on_failure = "dirty" }
+    s:hold(old)
+    s:hold(new)          -- acquired again, answer handled first
+    print(s.held_count)
+    s:forget(old)        -- then the old release's acknowledgement
+    print(s.held_count, s.held["r-1"] == new)
+    s:forget(new)
+    print(s.held_count, s:idle())
+  ]] })
+  T.eq(code, 0, "bosk run; stderr:\n" .. err)
+  T.eq(out, "1\n1\ttrue\n0\ttrue\n", "held_count")
+end)
+
 srv:stop()

@@ -113,9 +113,14 @@ end
 
 -- Leases ----------------------------------------------------------------------
 
+-- A name can be held again before the release of its previous lease has
+-- been seen: the server freed it, and a concurrent acquire got it back and
+-- returned first. The name is counted once; forget() of the older lease
+-- then leaves the newer one (and its journal row) alone. Counting it twice
+-- left held_count above zero forever, so --once and SIGTERM never ended.
 function Sup:hold(lease)
+  if self.held[lease.name] == nil then self.held_count = self.held_count + 1 end
   self.held[lease.name] = lease
-  self.held_count = self.held_count + 1
   self.metrics.held = self.held_count
   if self.journal then
     local ok, err = self.journal:add(lease)
@@ -156,9 +161,11 @@ function Sup:release(lease, dest)
     end
     if self.stopping and attempts >= 4 then
       jlog.error("release failed; lease left in the state file", { type = lease.type, name = lease.name, dest = dest, error = msg })
-      self.held[lease.name] = nil
-      self.held_count = self.held_count - 1
-      self.metrics.held = self.held_count
+      if self.held[lease.name] == lease then
+        self.held[lease.name] = nil
+        self.held_count = self.held_count - 1
+        self.metrics.held = self.held_count
+      end
       self.errors = self.errors + 1
       break
     end
