@@ -1,7 +1,7 @@
 /* curl_loop.c: the reference for scripts/bench_client.sh. Makes N
  * acquire + release pairs against a boskos server with one libcurl easy
- * handle (one keep-alive connection), the same requests `boskos` sends,
- * and prints "pairs/s". Linked with -lcurl; not part of bosk.
+ * handle (one keep-alive connection), the same requests `boskos` sends
+ * (same URLs, same headers), and prints "pairs/s". Linked with -lcurl; not part of bosk.
  *
  *   curl_loop URL N TYPE OWNER */
 #include <stdio.h>
@@ -56,6 +56,9 @@ int main(int argc, char **argv)
     struct curl_slist *h = curl_slist_append(NULL, "Expect:");
     h = curl_slist_append(h, "Accept:");
     h = curl_slist_append(h, "Content-Type:");
+    /* bosk names itself (src/transport.c): send the same header, so both
+     * loops make byte-for-byte the same requests. */
+    h = curl_slist_append(h, "User-Agent: bosk");
     buffer *b = calloc(1, sizeof *b);
     if (easy == NULL || h == NULL || b == NULL)
         return 1;
