@@ -113,9 +113,13 @@ function T.run(args, opts)
     stdin = dir .. "/stdin"
     T.write_file(stdin, opts.stdin)
   end
-  local cmd = string.format("%s <%s >%s/out 2>%s/err; echo $?", table.concat(words, " "),
+  -- With a timeout, `timeout` runs the program itself (env assignments go
+  -- through env(1)), so its SIGKILL reaches the program, not a wrapper
+  -- shell; the exit status is then 124 (or 137) instead of a hang.
+  local prefix = ""
+  if opts.timeout then prefix = "timeout -k 2 " .. opts.timeout .. " env " end
+  local cmd = string.format("%s%s <%s >%s/out 2>%s/err; echo $?", prefix, table.concat(words, " "),
                             q(stdin), dir, dir)
-  if opts.timeout then cmd = "timeout -k 2 " .. opts.timeout .. " sh -c " .. q(cmd) end
   local code = tonumber((T.sh(cmd)))
   return T.read_file(dir .. "/out"), T.read_file(dir .. "/err"), code
 end
