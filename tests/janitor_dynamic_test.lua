@@ -68,3 +68,80 @@ T.test("a parent without leasedResources is simply cleaned", function()
 end)
 
 srv:stop()
+
+-- --once: the recycle releases children dirty while the run goes on. The
+-- child lane (dirty -> free) has surely finished by then: parent "pa" (no
+-- leasedResources) takes a second to clean and the parent policy cleans one
+-- at a time, so "pb", the parent with children, is leased and recycled only
+-- afterwards. The released children are leasable now, so the finished lane
+-- is woken and they are cleaned in this run.
+local function late_children(child_clean)
+  local srv2 = J.server([[
+resources:
+- type: parent
+  state: toBeDeleted
+  names: [pa]
+- type: parent
+  state: free
+  names: [pb]
+- type: child
+  state: free
+  names: [child-1, child-2]
+- type: child
+  state: dirty
+  names: [child-3]
+]])
+  local function post(path, body) T.eq(J.post(srv2, path, body), 200, path) end
+  for _, c in ipairs({ "child-1", "child-2" }) do
+    post("/acquirebystate?state=free&dest=leased&owner=mason&names=" .. c)
+    post("/release?name=" .. c .. "&dest=pb&owner=mason")
+  end
+  post("/acquirebystate?state=free&dest=leased&owner=mason&names=pb")
+  post("/update?name=pb&owner=mason&state=leased", cjson.encode({ leasedResources = "- child-1\n- child-2\n" }))
+  post("/release?name=pb&dest=toBeDeleted&owner=mason")   -- behind pa
+  local dir = T.tmpdir()
+  return srv2, dir, J.policy(string.format([[
+    local dir = %q
+    janitor.policy{ type = "parent", from = boskos.TO_BE_DELETED, to = boskos.TOMBSTONE, concurrency = 1,
+      clean = function(res)
+        if res.name == "pa" then janitor.exec{ "sleep", "1" } end
+        return true
+      end }
+    janitor.policy{ type = "child", from = boskos.DIRTY, via = boskos.CLEANING, to = boskos.FREE,
+      on_failure = boskos.DIRTY,
+      clean = function(res)
+        local f = io.open(dir .. "/" .. res.name, "a"); f:write("x"); f:close()
+        %s
+      end }
+  ]], dir, child_clean))
+end
+
+T.test("--once: children released after the dirty lane finished are cleaned too", function()
+  local srv2, dir, p = late_children("return true")
+  local out, err, code = J.once(srv2, {}, { p })
+  T.eq(code, 0, "exit status; stderr:\n" .. err)
+  T.eq(J.states(srv2, "child"), { ["child-1"] = "free/-", ["child-2"] = "free/-", ["child-3"] = "free/-" }, "children")
+  T.eq(J.states(srv2, "parent"), { pa = "tombstone/-", pb = "tombstone/-" }, "parents")
+  for _, c in ipairs({ "child-1", "child-2", "child-3" }) do
+    T.eq(T.read_file(dir .. "/" .. c), "x", c .. " cleaned exactly once")
+  end
+  T.match(out, "child%s+success%s+3\n", "summary")
+  T.contains(err, 'msg="lane revived" type=child', "the finished lane was woken")
+  srv2:stop()
+end)
+
+-- The same, with child-3 failing back to dirty before the lane finishes:
+-- when the lane is woken, child-3 (already tried in this run) is dirty too.
+-- It is not tried again, and the released children are still cleaned.
+T.test("--once: a child that failed earlier is not retried; the released ones are cleaned", function()
+  local srv2, dir, p = late_children('if res.name == "child-3" then return false end return true')
+  local out, err, code = J.once(srv2, {}, { p })
+  T.eq(code, 1, "exit status (child-3 failed); stderr:\n" .. err)
+  T.eq(J.states(srv2, "child"), { ["child-1"] = "free/-", ["child-2"] = "free/-", ["child-3"] = "dirty/-" }, "children")
+  for _, c in ipairs({ "child-1", "child-2", "child-3" }) do
+    T.eq(T.read_file(dir .. "/" .. c), "x", c .. " tried exactly once")
+  end
+  T.match(out, "child%s+success%s+2\n", "summary: successes")
+  T.match(out, "child%s+failed%s+1\n", "summary: failures")
+  srv2:stop()
+end)

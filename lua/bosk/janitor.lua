@@ -90,7 +90,8 @@ function M.new(reg, opts)
     p.concurrency = p.concurrency or opts.pool_size
     p.busy = 0
     for _, rtype in ipairs(p.types) do
-      s.lanes[#s.lanes + 1] = { policy = p, type = rtype, idle = false, done = false }
+      s.lanes[#s.lanes + 1] = { policy = p, type = rtype, idle = false, done = false,
+                                wake = 0, owed = {}, cycled = {} }
     end
   end
   return s
@@ -241,8 +242,9 @@ function Sup:recycle(lease, res)
       local c = { name = child.name, type = child.type, owner = self.api.owner, via = lease.via,
                   on_failure = "dirty", since = core.realtime() }
       self:hold(c)
-      self:release(c, "dirty")
+      local released = self:release(c, "dirty")
       jlog.info("released leased resource", { type = child.type, name = child.name, parent = res.name, dest = "dirty" })
+      if released then self:revive("dirty", child.type, child.name) end
     end
   end
   local ok, kind, msg = self.api:update(res.name, lease.via, { leasedResources = "" })
@@ -312,6 +314,42 @@ function Sup:rest(lane)
   end)
 end
 
+-- --once: the recycle just released `name` into `state` during this run,
+-- so it is leasable now and must be cleaned too. Every lane whose policy
+-- leases from `state` (of the child's type, or any type when the server
+-- gave none) is woken if it had finished, and owes that name: it does not
+-- finish again on a put-back until it has leased the name or the server
+-- answered "not found" to an acquire started after this call. Only lanes
+-- fed by the recycle are re-probed, never every lane on every completion.
+function Sup:revive(state, rtype, name)
+  if not self.opts.once or self.stopping then return end
+  local woke = false
+  for _, lane in ipairs(self.lanes) do
+    if lane.policy.from == state and (rtype == nil or rtype == "" or lane.type == rtype) then
+      lane.wake = lane.wake + 1     -- a "not found" from an older acquire proves nothing
+      lane.owed[name] = true
+      lane.cycled = {}
+      if lane.done then
+        lane.done = false
+        jlog.info("lane revived", { type = lane.type, from = state, name = name })
+      end
+      woke = true
+    end
+  end
+  if woke then self:pump() end
+end
+
+-- --once: may this lane finish after putting back `name` (cleaned earlier
+-- in this run)? Yes, unless it still owes a revived name and has not yet
+-- gone round the queue (the same put-back name coming up twice since the
+-- last revive means the owed names are not in it). Bounded: each name is
+-- let through once per revive, and revives come from finitely many parents.
+function Sup:finished_by_put_back(lane, name)
+  if next(lane.owed) == nil or lane.cycled[name] then return true end
+  lane.cycled[name] = true
+  return false
+end
+
 -- Should this freshly leased resource be put back untouched? (--once:
 -- already cleaned in this run; otherwise: failed less than a poll
 -- interval ago, so a failing resource cannot monopolize a slot.)
@@ -324,6 +362,7 @@ end
 -- lease(lane): one resource's whole life, from acquire to release.
 function Sup:lease(lane)
   local p = lane.policy
+  local wake = lane.wake
   self.acquiring = self.acquiring + 1
   lane.acquiring = (lane.acquiring or 0) + 1
   local res, kind, msg = self.api:acquire(lane.type, p.from, p.via)
@@ -336,6 +375,10 @@ function Sup:lease(lane)
       self.errors = self.errors + 1
       jlog.error("acquire failed", { type = lane.type, error = msg })
     end
+    if self.opts.once and kind == "not_found" and lane.wake ~= wake then
+      return self:pump()      -- revived since this acquire went out: probe again
+    end
+    if kind == "not_found" then lane.owed = {} end
     self:rest(lane)
     return self:pump()
   end
@@ -343,9 +386,12 @@ function Sup:lease(lane)
                   via = p.via, on_failure = p.on_failure, since = core.realtime() }
   self:hold(lease)
   lane.leased = (lane.leased or 0) + 1
+  lane.owed[res.name] = nil
   if self:put_back(res) or self.stopping then
     self:free_slot(lane)
-    self:rest(lane)
+    if self.stopping or not self.opts.once or self:finished_by_put_back(lane, res.name) then
+      self:rest(lane)
+    end
     self:pump()
     return self:release(lease, p.from)
   end
