@@ -17,6 +17,21 @@
  * trapped by a one-liner) so that a running sleep returns early. */
 volatile sig_atomic_t core_interrupt_pending;
 
+/* A lua_pcall message handler: the error (or its __tostring) plus a
+ * traceback, as lua.c's msghandler. Shared by main, the supervisor and
+ * its workers so every error C reports reads the same. */
+int core_traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
 /* core.sleep(seconds): blocks; resumes after signals that Lua ignores,
  * returns early once core_interrupt_pending is set. */
 static int core_sleep(lua_State *L)

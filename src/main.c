@@ -4,21 +4,9 @@
 #include <stdlib.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include "core.h"
 #include "embed.h"
 #include "modules.h"
-
-/* Adds a traceback to an error, as lua.c's msghandler does. */
-static int msghandler(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            return 1;
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
 
 /* pmain(argc, argv) -> exit status; runs protected so no error escapes. */
 static int pmain(lua_State *L)
@@ -28,7 +16,7 @@ static int pmain(lua_State *L)
     luaL_openlibs(L);
     modules_preload(L);
     embed_install_searcher(L);
-    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, core_traceback);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "bosk.cli");
     lua_call(L, 1, 1);

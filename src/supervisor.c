@@ -32,6 +32,7 @@
 #include "janitor_http.h"
 #include "janitor_metrics.h"
 #include "modules.h"
+#include "core.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -69,15 +70,6 @@ static struct {
     worker *workers;
 } S = { .zfd = -1, .handler_ref = LUA_NOREF };
 
-static int traceback(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL)
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
 lua_State *supervisor_state(void)
 {
     return S.L;
@@ -89,7 +81,7 @@ void supervisor_call(int nargs)
 {
     lua_State *L = S.L;
     int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, core_traceback);
     lua_insert(L, base);
     if (lua_pcall(L, nargs, 0, base) != LUA_OK) {
         fprintf(stderr, "bosk janitor: error in a loop callback: %s\n", lua_tostring(L, -1));

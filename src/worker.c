@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <lauxlib.h>
+#include "core.h"
 #include "exec.h"
 #include "worker.h"
 
@@ -102,15 +103,6 @@ static void worker_signals(void)
         worker_orphaned(SIGUSR2);
 }
 
-static int traceback(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL)
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
 /* In the worker: handler(key, payload) -> report, sent to the supervisor. */
 static void worker_main(uint32_t id, const char *key, size_t key_len,
                         const char *payload, size_t payload_len)
@@ -123,7 +115,7 @@ static void worker_main(uint32_t id, const char *key, size_t key_len,
     /* The collector would touch (and so copy) most of the inherited heap;
      * a worker is short-lived, so it keeps what it allocates. */
     lua_gc(L, LUA_GCSTOP);
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, core_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, Z.handler_ref);
     lua_pushlstring(L, key, key_len);
     lua_pushlstring(L, payload, payload_len);
