@@ -15,6 +15,7 @@ static const luaL_Reg preloads[] = {
     {"bosk.readline", luaopen_bosk_readline},
     {"bosk.journal", luaopen_bosk_journal},
     {"bosk.yaml",    luaopen_bosk_yaml},
+    {"bosk.wirec",   luaopen_bosk_wirec},
     {NULL, NULL}
 };
 

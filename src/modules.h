@@ -13,6 +13,7 @@ int luaopen_bosk_exec(lua_State *L);     /* exec.c: janitor.exec */
 int luaopen_bosk_readline(lua_State *L); /* readline.c: REPL line editing */
 int luaopen_bosk_journal(lua_State *L);  /* journal.c: janitor lease journal (SQLite) */
 int luaopen_bosk_yaml(lua_State *L);     /* lyaml.c: YAML text -> Lua values (libyaml) */
+int luaopen_bosk_wirec(lua_State *L);    /* lwire.c: Go's compact Resource JSON -> Lua */
 
 void modules_preload(lua_State *L);
 

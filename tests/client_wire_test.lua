@@ -270,4 +270,83 @@ T.test("wrong argument types raise like the standard library", function()
   T.contains(err, "closed", "closed connection raises")
 end)
 
+-- The C fast path (bosk.wirec) against the cjson path: same results and
+-- errors for every text, whichever path reads it.
+local function decoded_shape(r, err)
+  if not r then return { err = err } end
+  local ud = r.userdata
+  return { fields = r, ud_mt = getmetatable(ud) == wire.UserData, ud_null = ud._null,
+           ud_map = ud._map, ud_keys = (function() local n = 0 for _ in pairs(ud) do n = n + 1 end return n end)(),
+           res_meta = getmetatable(r) }
+end
+local function same_both_ways(text, what)
+  local fast = decoded_shape(wire.decode_resource(text))
+  local slow = decoded_shape(wire.decode_resource_lua(text))
+  T.eq(fast, slow, what or text)
+  return fast
+end
+
+T.test("wire.decode_resource: the C compact path and the cjson path agree", function()
+  local head = '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L","userdata":'
+  local shapes = {
+    head .. '{}}', head .. 'null}', head .. '{"a":"1"}}', head .. '{"a":"1","b":"","c":"x y"}}',
+    head .. '{"a":"1","a":"2"}}', head .. '{}' .. ',"expiration-date":"E"}',
+    head .. '{"k":"v"},"expiration-date":""}', head .. 'null,"expiration-date":"E"}',
+    head .. '[]}', head .. '{"a":1}}', head .. '{"a":null}}', head .. '{"a":true}}', head .. '"x"}',
+    head .. '{"a":"\\u00e9"}}', head .. '{"a":"é日本😀"}}', head .. '{"\\n":"\\t"}}',
+    head .. '{"a":"\255\254"}}', head .. '{"a":"b\\"c"}}', head .. '{"a":"\1"}}',
+    '{"type":"t","name":"","state":"s","owner":"o","lastupdate":"L","userdata":{}}',
+    '{"type":"t","state":"s","owner":"o","lastupdate":"L","userdata":{}}',
+    '{"type":"t","name":"n"}', '{"name":"n","type":"t","state":"s","owner":"o","lastupdate":"L","userdata":{}}',
+    '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L","userdata":{},"extra":"x"}',
+    '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L","userdata":{},"expiration-date":1}',
+    '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":null,"userdata":{}}',
+    '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L","userdata":{},"expiration-date":null}',
+    '{"type":1,"name":"n","state":"s","owner":"o","lastupdate":"L","userdata":{}}',
+    '{"type":"t","name":"n","name":"m","state":"s","owner":"o","lastupdate":"L","userdata":{}}',
+    ' {"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L","userdata":{}}',
+    '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L","userdata":{ }}',
+    '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L","userdata":{}}\n',
+    '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L","userdata":{}} x',
+    '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L","userdata":{}}\0',
+    '{"type":"\\u003c","name":"\\ud83d\\ude00","state":"s","owner":"o","lastupdate":"L","userdata":{}}',
+    '{"type":"t","name":"n\0","state":"s","owner":"o","lastupdate":"L","userdata":{}}',
+    '[]', '{}', 'null', '"x"', '', '{', '1',
+  }
+  for _, text in ipairs(shapes) do same_both_ways(text) end
+  local r = same_both_ways(head .. 'null,"expiration-date":"E"}')
+  T.eq({ r.fields.expiration_date, r.ud_null, r.ud_mt }, { "E", true, true }, "null user data, expiration")
+  r = same_both_ways(head .. '{"a":"1","a":"2"}}')
+  T.eq(r.ud_map, { a = "2" }, "a repeated key keeps its last value")
+  r = same_both_ways('{"type":"t","name":"","state":"s","owner":"o","lastupdate":"L","userdata":{}}')
+  T.eq(r.err, "unable to parse resource", "empty name")
+  T.eq(select(2, wire.decode_resource('{"type":"t"}')), "unable to parse resource", "missing name")
+  T.eq(require("bosk.wirec").decode_resource(head .. '{"a":"1"}}', wire.UserData).userdata:get("a"), "1",
+       "the compact form is read by C")
+  T.eq(require("bosk.wirec").decode_resource(head .. '{"a":"\\n"}}', wire.UserData), nil, "escapes are not")
+end)
+
+T.test("wire.decode_resource: truncated and corrupted texts agree and never crash", function()
+  local full = '{"type":"t","name":"n","state":"s","owner":"o","lastupdate":"L",' ..
+               '"userdata":{"a":"1","bb":"22"},"expiration-date":"E"}'
+  for i = 0, #full do same_both_ways(full:sub(1, i), "prefix " .. i) end
+  math.randomseed(42)
+  local alphabet = '{}[]":,\\ane0\255 '
+  for _ = 1, 3000 do
+    local b = { string.byte(full, 1, -1) }
+    for _ = 1, math.random(1, 3) do
+      local pos = math.random(1, #b)
+      local k = math.random(1, #alphabet)
+      b[pos] = alphabet:byte(k)
+    end
+    local text = string.char(table.unpack(b))
+    same_both_ways(text, "corrupted " .. text)
+  end
+  for _ = 1, 500 do
+    local b = {}
+    for i = 1, math.random(0, 40) do b[i] = math.random(0, 255) end
+    same_both_ways(string.char(table.unpack(b)), "random bytes")
+  end
+end)
+
 T.cleanup()
