@@ -661,22 +661,34 @@ local function held(self)
   return list
 end
 
+-- held(), but nothing held is upstream's `no holding resource` error
+-- (ReleaseAll, UpdateAll; SyncAll treats it as success).
+local function held_some(self)
+  local list, err = held(self)
+  if list and #list == 0 then return nil, wire.error("no holding resource") end
+  return list, err
+end
+
+-- true, or nil and the go-multierror of every failure collected.
+local function collected(errs)
+  local err = multierror(errs)
+  if err then return nil, err end
+  return true
+end
+
 -- c:release_all(dest) -> true, or nil, err (every failure, collected)
 function Client:release_all(dest)
   check_client(self, "release_all")
   check_type(dest, "string", 1, "release_all")
-  local list, lerr = held(self)
+  local list, lerr = held_some(self)
   if not list then return nil, lerr end
-  if #list == 0 then return nil, wire.error("no holding resource") end
   local errs = {}
   for _, r in ipairs(list) do
     self.storage:delete(r.name)
     local ok, err = self:release(r.name, dest)
     if not ok then errs[#errs + 1] = err end
   end
-  local err = multierror(errs)
-  if err then return nil, err end
-  return true
+  return collected(errs)
 end
 
 -- The local record after a successful update: new state, merged user data.
@@ -715,18 +727,15 @@ local function update_each(self, state_of)
     if ok then _, err = update_local(self, r, state_of(r), nil) end
     if err then errs[#errs + 1] = err end
   end
-  local err = multierror(errs)
-  if err then return nil, err end
-  return true
+  return collected(errs)
 end
 
 -- c:update_all(state) -> true, or nil, err
 function Client:update_all(state)
   check_client(self, "update_all")
   check_type(state, "string", 1, "update_all")
-  local list, lerr = held(self)
+  local list, lerr = held_some(self)
   if not list then return nil, lerr end
-  if #list == 0 then return nil, wire.error("no holding resource") end
   return update_each(self, function() return state end)
 end
 
