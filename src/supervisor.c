@@ -267,6 +267,10 @@ static void on_message(const wmsg_header *h, const char *body, size_t len)
             memcpy(w->report, body, len);
             w->report_len = len;
         }
+        if (w->report != NULL && h->value == 1) {   /* group gone: the cleaning is over */
+            *link = w->next;
+            finish_worker(w, 0, NULL);
+        }
     } else if (h->type == WMSG_EXIT) {
         *link = w->next;
         finish_worker(w, h->value, h->value < 0 ? "could not fork a worker" : NULL);

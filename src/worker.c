@@ -103,6 +103,23 @@ static void worker_signals(void)
         worker_orphaned(SIGUSR2);
 }
 
+/* Called when the cleaning is over, before reporting: the worker moves to
+ * the zygote's process group and kills the one it led, so nothing the
+ * cleaning started outlives it. The supervisor may then end the cleaning on
+ * the report alone, without waiting for this process to exit and be reaped
+ * (which, during a burst, queues behind the zygote's forks). Returns 1 when
+ * the group is gone, 0 when it could not be done (the supervisor then waits
+ * for the exit, after which the zygote kills the group as before). */
+static int leave_group_and_kill_it(void)
+{
+    prctl(PR_SET_PDEATHSIG, 0);        /* worker_orphaned would now hit the zygote's group */
+    signal(SIGUSR2, SIG_DFL);
+    pid_t zygote_group = getpgid(getppid());
+    if (zygote_group < 0 || setpgid(0, zygote_group) != 0)
+        return 0;
+    return killpg(getpid(), SIGKILL) == 0 || errno == ESRCH;
+}
+
 /* In the worker: handler(key, payload) -> report, sent to the supervisor. */
 static void worker_main(uint32_t id, const char *key, size_t key_len,
                         const char *payload, size_t payload_len)
@@ -130,7 +147,7 @@ static void worker_main(uint32_t id, const char *key, size_t key_len,
     }
     if (len > REPORT_MAX)
         len = REPORT_MAX;
-    wmsg_header h = { WMSG_REPORT, id, 0, 0 };
+    wmsg_header h = { WMSG_REPORT, id, leave_group_and_kill_it(), 0 };
     fflush(NULL);
     /* Without its report the supervisor counts the cleaning as crashed. */
     _exit(wmsg_send(Z.fd, &h, report, len, NULL, 0) == 0 ? 0 : 3);

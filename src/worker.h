@@ -13,6 +13,10 @@
  *   worker -> supervisor   REPORT(id, text)   (sent before the worker exits,
  *                                              so it always precedes EXIT)
  *
+ * Before reporting, a worker leaves its process group and kills it; if that
+ * worked, the report says so and ends the cleaning at once (the EXIT that
+ * follows is then ignored). Otherwise the cleaning ends at EXIT.
+ *
  * A worker runs handler(key, payload) from the Lua state it inherited and
  * sends the string it returns as its report. It runs in its own process
  * group; after it exits the zygote kills that group, then reaps it. */
@@ -29,7 +33,9 @@ enum { WMSG_RUN = 1, WMSG_KILL, WMSG_STARTED, WMSG_REPORT, WMSG_EXIT };
 typedef struct {
     uint32_t type;
     uint32_t id;
-    int32_t value;      /* STARTED: pid; EXIT: wait status (-1: fork failed) */
+    int32_t value;      /* STARTED: pid; EXIT: wait status (-1: fork failed);
+                           REPORT: 1 when the worker's process group is
+                           already gone, so the report ends the cleaning */
     uint32_t key_len;   /* RUN: the key's length; the payload follows it */
 } wmsg_header;
 

@@ -17,11 +17,14 @@ resources:
 - type: inj-type
   state: dirty
   names: [inj-1]
+- type: bg-type
+  state: dirty
+  names: [bg-1, bg-2]
 - type: free-type
   state: free
   names: [free-1]
 ]])
-local TYPES = { "ok-type", "bad-type", "slow-type", "inj-type", "free-type" }
+local TYPES = { "ok-type", "bad-type", "slow-type", "inj-type", "free-type", "bg-type" }
 
 T.test("successful cleanings go dirty -> free, exit 0, summary per type", function()
   J.check_counts(srv, TYPES, function()
@@ -84,6 +87,33 @@ T.test("timeout kills the worker's whole process group; resource goes dirty", fu
     T.ok(pid and tonumber(pid), "child wrote its pid")
     T.wait_until(function() return not J.live(tonumber(pid)) end, 5, "grandchild sleep gone")
     T.eq(J.states(srv, "slow-type"), { ["slow-1"] = "dirty/-" }, "states")
+  end)
+end)
+
+T.test("a successful cleaning's background processes are killed before its release", function()
+  J.check_counts(srv, TYPES, function()
+    local dir = T.tmpdir()
+    local p = J.policy(string.format([[
+      janitor.policy{ type = "bg-type", clean = function(res)
+        os.execute("sh -c 'echo $$ > %s/" .. res.name .. "; exec sleep 60' &")
+        for _ = 1, 200 do                      -- until the child has written its pid
+          local f = io.open("%s/" .. res.name)
+          if f and f:read("n") then f:close() return true end
+          if f then f:close() end
+          os.execute("sleep 0.01")
+        end
+        return nil, "background child never started"
+      end }
+    ]], dir, dir))
+    local _, err, code = J.once(srv, {}, { p })
+    T.eq(code, 0, "exit status: " .. err)
+    T.eq(J.states(srv, "bg-type"), { ["bg-1"] = "free/-", ["bg-2"] = "free/-" }, "released free")
+    for _, name in ipairs({ "bg-1", "bg-2" }) do
+      local pid = tonumber(T.read_file(dir .. "/" .. name))
+      T.ok(pid, "child of " .. name .. " wrote its pid")
+      -- killed before the report; init reaps it a moment later
+      T.wait_until(function() return not J.live(pid) end, 2, "background child of " .. name .. " gone")
+    end
   end)
 end)
 
