@@ -24,10 +24,19 @@ CFLAGS  ?= -O2 -g
 PKGS    := lua5.4 lua5.4-cjson yaml-0.1 sqlite3 libuv readline libcjson
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
               $(shell pkg-config --cflags $(PKGS) libcurl libmicrohttpd) -Isrc -I$(BUILD)
-# libcurl and libmicrohttpd are dlopen'ed on first use (src/dl_*.c) so that
-# `bosk run` and the REPL start without loading TLS/HTTP2/LDAP libraries.
-LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
-LDFLAGS += $(SANFLAGS) -rdynamic
+# Start-up is a feature: Lua, lua-cjson, libyaml, SQLite and libuv are linked
+# from the static archives their Debian -dev packages ship, into a non-PIE
+# executable, so the loader has five libraries fewer to map and almost
+# nothing to relocate (`bosk run -e ''` 2.2 ms -> 1.7 ms; lua5.4 1.3 ms).
+# Each of the two halves alone gains nothing. readline (as lua5.4 itself)
+# and cJSON (server only, no archive) stay shared. libcurl and libmicrohttpd
+# are dlopen'ed on first use (src/dl_*.c), so `bosk run` and the REPL start
+# without loading TLS/HTTP2/LDAP libraries. -rdynamic exports the Lua API to
+# C modules a script may require.
+STATIC_LIBS := -llua5.4-cjson -llua5.4 -lyaml -lsqlite3 -luv_a
+LDLIBS  := -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic \
+           $(shell pkg-config --libs readline libcjson) -ldl -lpthread -lm
+LDFLAGS += $(SANFLAGS) -rdynamic -no-pie
 
 SRCS    := $(wildcard src/*.c)
 OBJS    := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BUILD)/obj/lua_sources.o
