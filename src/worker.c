@@ -155,6 +155,16 @@ static void worker_main(uint32_t id, const char *key, size_t key_len,
 
 /* ---- the zygote ---- */
 
+/* Kills a worker (not yet reaped, so pid is still ours) and its group. A
+ * worker leads its group from its first instruction (setpgid(0, 0)) until
+ * it leaves it after killing it; outside that window there is no group
+ * and nothing but the worker itself to kill. */
+static void kill_worker(pid_t pid)
+{
+    if (killpg(pid, SIGKILL) != 0 && errno == ESRCH)
+        kill(pid, SIGKILL);
+}
+
 static zworker *find_worker(uint32_t id)
 {
     for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
@@ -176,7 +186,7 @@ static zworker *free_slot(void)
 static void send_status(uint32_t type, uint32_t id, int32_t value)
 {
     wmsg_header h = { type, id, value, 0 };
-    if (wmsg_send(Z.fd, &h, NULL, 0, NULL, 0) != 0 && errno != EPIPE)
+    if (wmsg_send(Z.fd, &h, NULL, 0, NULL, 0) != 0 && errno != EPIPE && errno != ECONNRESET)
         fprintf(stderr, "bosk janitor: worker factory: %s\n", strerror(errno));
 }
 
@@ -194,7 +204,10 @@ static void run_worker(const wmsg_header *h, const char *body, size_t body_len)
         send_status(WMSG_EXIT, h->id, -1);
         return;
     }
-    setpgid(pid, pid);   /* also done by the child: whichever runs first */
+    /* No setpgid(pid, pid) here: a quick worker may already have left its
+     * group for ours (leave_group_and_kill_it), and this would pull it back
+     * into the group it is about to kill. kill_worker covers the moment
+     * before the child's own setpgid. */
     slot->id = h->id;
     slot->pid = pid;
     Z.count++;
@@ -219,7 +232,7 @@ static int handle_messages(void)
             } else if (h.type == WMSG_KILL) {
                 zworker *w = find_worker(h.id);
                 if (w != NULL)
-                    killpg(w->pid, SIGKILL);
+                    kill_worker(w->pid);
             }
         }
         free(buf);
@@ -248,7 +261,7 @@ static void reap_workers(void)
         if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0)
             return;
         pid_t pid = info.si_pid;
-        killpg(pid, SIGKILL);
+        kill_worker(pid);
         int status = 0;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
@@ -265,7 +278,7 @@ static void zygote_shutdown(void)
 {
     for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
         if (Z.workers[i].pid != 0)
-            killpg(Z.workers[i].pid, SIGKILL);
+            kill_worker(Z.workers[i].pid);
     for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
         if (Z.workers[i].pid != 0)
             while (waitpid(Z.workers[i].pid, NULL, 0) < 0 && errno == EINTR)
