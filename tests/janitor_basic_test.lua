@@ -96,7 +96,7 @@ T.test("a successful cleaning's background processes are killed before its relea
     local p = J.policy(string.format([[
       janitor.policy{ type = "bg-type", clean = function(res)
         os.execute("sh -c 'echo $$ > %s/" .. res.name .. "; exec sleep 60' &")
-        for _ = 1, 200 do                      -- until the child has written its pid
+        for _ = 1, 500 do                      -- until the child has written its pid
           local f = io.open("%s/" .. res.name)
           if f and f:read("n") then f:close() return true end
           if f then f:close() end
@@ -112,7 +112,7 @@ T.test("a successful cleaning's background processes are killed before its relea
       local pid = tonumber(T.read_file(dir .. "/" .. name))
       T.ok(pid, "child of " .. name .. " wrote its pid")
       -- killed before the report; init reaps it a moment later
-      T.wait_until(function() return not J.live(pid) end, 2, "background child of " .. name .. " gone")
+      T.wait_until(function() return not J.live(pid) end, 5, "background child of " .. name .. " gone")
     end
   end)
 end)
