@@ -277,14 +277,21 @@ static void on_message(const wmsg_header *h, const char *body, size_t len)
     }
 }
 
-static void zygote_lost(void)
+/* Closes the socket to the zygote, which then kills its workers and exits,
+ * and waits for it. */
+static void zygote_close(void)
 {
-    uv_poll_stop(&S.zpoll);
-    uv_close((uv_handle_t *)&S.zpoll, NULL);
     close(S.zfd);
     S.zfd = -1;
     while (waitpid(S.zpid, NULL, 0) < 0 && errno == EINTR)
         ;
+}
+
+static void zygote_lost(void)
+{
+    uv_poll_stop(&S.zpoll);
+    uv_close((uv_handle_t *)&S.zpoll, NULL);
+    zygote_close();
     while (S.workers != NULL) {
         worker *w = S.workers;
         S.workers = w->next;
@@ -330,11 +337,8 @@ static int zygote_up(lua_State *L)
         if (rc != 0)
             uv_close((uv_handle_t *)&S.zpoll, NULL);
     }
-    if (rc != 0) {                    /* the zygote exits when its socket closes */
-        close(S.zfd);
-        S.zfd = -1;
-        while (waitpid(S.zpid, NULL, 0) < 0 && errno == EINTR)
-            ;
+    if (rc != 0) {
+        zygote_close();
         errno = -rc;
         return -1;
     }
@@ -439,12 +443,9 @@ static int loop_close(lua_State *L)
     if (S.loop == NULL)
         return 0;
     S.L = L;
-    if (S.zfd >= 0) {               /* the zygote kills its workers and exits */
+    if (S.zfd >= 0) {
         uv_poll_stop(&S.zpoll);
-        close(S.zfd);
-        S.zfd = -1;
-        while (waitpid(S.zpid, NULL, 0) < 0 && errno == EINTR)
-            ;
+        zygote_close();
     }
     while (S.workers != NULL) {
         worker *w = S.workers;
