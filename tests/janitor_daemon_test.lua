@@ -160,15 +160,14 @@ T.test("--metrics-listen serves cleanings, durations, in flight, held, last succ
     local p = J.policy("janitor.policy{ type = 'stale', clean = function() return true end }")
     local j = J.start(srv, { "--metrics-listen", "127.0.0.1:" .. port }, { p })
     local last = "(no answer yet)"
-    local ok, body = pcall(T.wait_until, function()
+    local body = T.wait_until(function()
       local status, b = T.http("GET", "http://127.0.0.1:" .. port .. "/metrics")
       last = tostring(status) .. "\n" .. tostring(b)
       return status == 200 and b:find('bosk_janitor_cleanings_total{type="stale",outcome="success"} 1', 1, true) and b
-    end, 10, "metrics after the cleaning")
-    if not ok then
-      error(tostring(body) .. "\nlast /metrics answer: " .. last .. "\nstates: "
-            .. require("cjson").encode(J.states(srv, "stale")) .. "\njanitor output:\n" .. j:output(), 0)
-    end
+    end, 10, function()
+      return "metrics after the cleaning\nlast /metrics answer: " .. last .. "\nstates: "
+        .. require("cjson").encode(J.states(srv, "stale")) .. "\njanitor output:\n" .. j:output()
+    end)
     T.contains(body, 'bosk_janitor_cleaning_duration_seconds_count{type="stale"} 1', "histogram")
     T.contains(body, "bosk_janitor_cleanings_in_flight 0", "in flight")
     T.contains(body, "bosk_janitor_leases_held 0", "held")

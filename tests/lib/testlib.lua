@@ -73,7 +73,8 @@ end
 function T.skip(name, why) print("ok - " .. name .. " # skip " .. why) end
 
 -- T.wait_until(fn, seconds, what): polls fn every 20 ms until it returns a
--- truthy value or the deadline passes (then raises naming `what`).
+-- truthy value or the deadline passes (then raises naming `what`; a
+-- function `what` is called then, to say what was seen instead).
 function T.wait_until(fn, seconds, what)
   local deadline = core.monotime() + (seconds or 10)
   repeat
@@ -81,6 +82,7 @@ function T.wait_until(fn, seconds, what)
     if v then return v end
     core.sleep(0.02)
   until core.monotime() > deadline
+  if type(what) == "function" then what = what() end
   error("timed out after " .. (seconds or 10) .. "s waiting for " .. (what or "condition"), 2)
 end
 
