@@ -68,31 +68,35 @@ child_cpu() {
   times >"$work/times"
   cpu=$(tail -1 "$work/times" | awk '{ split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
 }
-run_c() {
-  child_cpu; local before=$cpu
-  "$work/curl_loop" "$url" "$PAIRS" bench bench >"$work/rate" || exit 1
-  child_cpu; c_cpu=$(echo "$c_cpu + $cpu - $before" | bc -l)
-  c_rate_now=$(cat "$work/rate"); c_rates+="$c_rate_now"$'\n'
+# run_loop NAME COMMAND...: one timed loop; its rate goes to $rate_now and is
+# appended to $work/NAME.rates, its CPU seconds to $work/NAME.cpu.
+run_loop() {
+  local name=$1 before
+  shift
+  child_cpu; before=$cpu
+  "$@" >"$work/rate" || exit 1
+  child_cpu; echo "$cpu - $before" | bc -l >>"$work/$name.cpu"
+  rate_now=$(cat "$work/rate")
+  echo "$rate_now" >>"$work/$name.rates"
 }
-run_bosk() {
-  child_cpu; local before=$cpu
-  "$BOSK" run "$work/pairs.lua" "$url" "$PAIRS" >"$work/rate" || exit 1
-  child_cpu; bosk_cpu=$(echo "$bosk_cpu + $cpu - $before" | bc -l)
-  bosk_rate_now=$(cat "$work/rate"); bosk_rates+="$bosk_rate_now"$'\n'
-}
+run_c() { run_loop c "$work/curl_loop" "$url" "$PAIRS" bench bench; c_now=$rate_now; }
+run_bosk() { run_loop bosk "$BOSK" run "$work/pairs.lua" "$url" "$PAIRS"; bosk_now=$rate_now; }
+sum() { paste -sd+ "$1" | bc -l; }
 # Paired rounds: each round runs both loops back to back (which goes first
 # alternates, so neither always meets the other's after-effects) and
 # yields one ratio. On a shared VM the rate of one loop moves by +-15%
 # from second to second (wake-up latency of idle vCPUs dominates a
 # ping-pong over loopback), so two loops run side by side are compared,
 # and the median of the rounds' ratios is the figure.
-c_rates= bosk_rates= ratios= c_cpu=0 bosk_cpu=0
+ratios=
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then run_c; run_bosk; else run_bosk; run_c; fi
-  ratios+="$(echo "$bosk_rate_now / $c_rate_now" | bc -l)"$'\n'
+  ratios+="$(echo "$bosk_now / $c_now" | bc -l)"$'\n'
 done
-c_rate=$(printf '%s' "$c_rates" | best)
-bosk_rate=$(printf '%s' "$bosk_rates" | best)
+c_rate=$(best <"$work/c.rates")
+bosk_rate=$(best <"$work/bosk.rates")
+c_cpu=$(sum "$work/c.cpu")
+bosk_cpu=$(sum "$work/bosk.cpu")
 ratio_median=$(printf '%s' "$ratios" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 ratio_range=$(printf '%s' "$ratios" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }')
 [ -n "${VERBOSE:-}" ] && printf "round ratios: %s\n" "$(printf "%s" "$ratios" | tr "\n" " ")"
