@@ -120,6 +120,53 @@ static int leave_group_and_kill_it(void)
     return killpg(getpid(), SIGKILL) == 0 || errno == ESRCH;
 }
 
+/* The collector would touch, and so copy, most of the heap the worker
+ * shares with the zygote, so a worker starts with it stopped and keeps what
+ * it allocates. A cleaning that allocates much (a long polling loop, big
+ * outputs) must not grow without bound: once it has allocated
+ * WORKER_GC_AFTER bytes, a count hook (inherited by the coroutines it
+ * creates) restarts the collector. The allocator only counts; the hook
+ * restarts, because the allocator may not call Lua. */
+#define WORKER_GC_AFTER ((size_t)4 << 20)
+#define WORKER_GC_HOOK_EVERY 10000      /* VM instructions between checks */
+
+static struct {
+    lua_Alloc inner;
+    void *inner_ud;
+    size_t allocated;
+    int restarted;
+} WA;
+
+static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    if (ptr == NULL)
+        WA.allocated += nsize;          /* osize is then a type tag, not a size */
+    else if (nsize > osize)
+        WA.allocated += nsize - osize;
+    return WA.inner(WA.inner_ud, ptr, osize, nsize);
+}
+
+static void collector_back_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (WA.allocated < WORKER_GC_AFTER && !WA.restarted)
+        return;
+    lua_sethook(L, NULL, 0, 0);
+    if (!WA.restarted) {
+        WA.restarted = 1;
+        lua_gc(L, LUA_GCRESTART);
+    }
+}
+
+static void worker_collector_off(lua_State *L)
+{
+    lua_gc(L, LUA_GCSTOP);
+    WA.inner = lua_getallocf(L, &WA.inner_ud);
+    lua_setallocf(L, counting_alloc, NULL);
+    lua_sethook(L, collector_back_hook, LUA_MASKCOUNT, WORKER_GC_HOOK_EVERY);
+}
+
 /* In the worker: handler(key, payload) -> report, sent to the supervisor. */
 static void worker_main(uint32_t id, const char *key, size_t key_len,
                         const char *payload, size_t payload_len)
@@ -129,9 +176,7 @@ static void worker_main(uint32_t id, const char *key, size_t key_len,
     close(Z.sigfd);
     exec_enter_worker();
     lua_State *L = Z.L;
-    /* The collector would touch (and so copy) most of the inherited heap;
-     * a worker is short-lived, so it keeps what it allocates. */
-    lua_gc(L, LUA_GCSTOP);
+    worker_collector_off(L);
     lua_pushcfunction(L, core_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, Z.handler_ref);
     lua_pushlstring(L, key, key_len);

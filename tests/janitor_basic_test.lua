@@ -23,8 +23,11 @@ resources:
 - type: free-type
   state: free
   names: [free-1]
+- type: mem-type
+  state: dirty
+  names: [mem-1]
 ]])
-local TYPES = { "ok-type", "bad-type", "slow-type", "inj-type", "free-type", "bg-type" }
+local TYPES = { "ok-type", "bad-type", "slow-type", "inj-type", "free-type", "bg-type", "mem-type" }
 
 T.test("successful cleanings go dirty -> free, exit 0, summary per type", function()
   J.check_counts(srv, TYPES, function()
@@ -114,6 +117,25 @@ T.test("a successful cleaning's background processes are killed before its relea
       -- killed before the report; init reaps it a moment later
       T.wait_until(function() return not J.live(pid) end, 5, "background child of " .. name .. " gone")
     end
+  end)
+end)
+
+-- A worker starts with the collector stopped (it would copy the heap it
+-- shares with the worker factory); a cleaning that allocates much gets it
+-- back. Without that, this one's heap reaches ~240 MB.
+T.test("a cleaning that allocates a lot of garbage keeps a bounded heap", function()
+  J.check_counts(srv, TYPES, function()
+    local p = J.policy([[
+      janitor.policy{ type = "mem-type", clean = function()
+        local keep = {}
+        for i = 1, 500000 do keep[i % 100 + 1] = string.rep("x", 200) .. i end
+        local kb = collectgarbage("count")
+        return kb < 32 * 1024, "heap grew to " .. math.floor(kb) .. " KB"
+      end }
+    ]])
+    local _, err, code = J.once(srv, {}, { p })
+    T.eq(code, 0, "exit status: " .. err)
+    T.eq(J.states(srv, "mem-type"), { ["mem-1"] = "free/-" }, "released free")
   end)
 end)
 
