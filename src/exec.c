@@ -124,11 +124,12 @@ static int read_some(int fd, exec_result *r, size_t cap)
     return 1;
 }
 
-/* Milliseconds to wait in poll: until the deadline, at most 50. */
-static int wait_ms(double deadline)
+/* Milliseconds to wait in poll: until the deadline (at most 50 at a time),
+ * or, with no deadline, as long as it takes when a pidfd will wake us. */
+static int wait_ms(double deadline, int have_pidfd)
 {
     if (deadline <= 0)
-        return 50;
+        return have_pidfd ? -1 : 50;
     double left = (deadline - now_seconds()) * 1000;
     return left <= 0 ? 0 : left > 50 ? 50 : (int)left + 1;
 }
@@ -145,7 +146,7 @@ static void collect(pid_t pid, int fd, const exec_spec *spec, exec_result *r)
     int open_pipe = 1;
     for (;;) {
         struct pollfd p[2] = { { open_pipe ? fd : -1, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
-        int timeout = (open_pipe || pidfd >= 0) ? wait_ms(deadline) : 1;
+        int timeout = (open_pipe || pidfd >= 0) ? wait_ms(deadline, pidfd >= 0) : 1;
         if (poll(p, 2, timeout) > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
             open_pipe = read_some(fd, r, spec->cap);
         pid_t w = waitpid(pid, &r->status, WNOHANG);
