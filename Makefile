@@ -43,7 +43,7 @@ STATIC_LIBS := -llua5.4-cjson -llua5.4 -lyaml -lsqlite3 -luv_a
 LDLIBS  := -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic \
            $(shell pkg-config --libs readline libcjson) -ldl -lpthread -lm
 endif
-LDFLAGS += $(SANFLAGS) -rdynamic -no-pie
+LDFLAGS += $(SANFLAGS) -rdynamic -no-pie -Wl,-z,now
 
 SRCS    := $(wildcard src/*.c)
 OBJS    := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BUILD)/obj/lua_sources.o
