@@ -62,39 +62,53 @@ echo "no-op cleanings: $freed of 2000 dirty -> free in ${secs} s = $rate resourc
 
 # 2. 200 x sleep 0.2 at concurrency 50. On a shared VM one run varies by
 # tens of milliseconds, so it runs $RUNS times (default 5), each on a fresh
-# server, alternating with the same 200 sleeps under xargs (no janitor, no
+# server, alternating with the same sleeps under xargs (no janitor, no
 # server), and prints the median and range of both. The janitor's figure is
 # process start to exit: start-up and the last release are included.
+# The same with 50 resources (one wave) splits the janitor's time over
+# xargs into what one wave costs (start-up, first burst) and what each
+# further wave of 50 adds.
 RUNS=${RUNS:-5}
-cat >"$tmp/sleep.lua" <<'EOF'
+cat >"$tmp/sleep.lua" <<'EOF2'
 janitor.policy{ type = "sleepy", concurrency = 50, clean = function()
   return (janitor.exec{ "sleep", "0.2" })
 end }
-EOF
-jtimes=""
-xtimes=""
-for _ in $(seq 1 "$RUNS"); do
-  start_server sleepy 200
-  t0=$(now)
-  "$BOSK" janitor --once --pool-size 50 --boskos-url "$url" "$tmp/sleep.lua" >"$tmp/sleep.out" 2>"$tmp/sleep.err"
-  t1=$(now)
-  freed=$(count_state sleepy free)
-  [ "$freed" = 200 ] || { echo "bench_janitor: only $freed of 200 freed"; cat "$tmp/sleep.err"; exit 1; }
-  jtimes="$jtimes $(python3 -c "print($t1 - $t0)")"
-  t0=$(now)
-  seq 200 | xargs -P 50 -I{} sleep 0.2
-  t1=$(now)
-  xtimes="$xtimes $(python3 -c "print($t1 - $t0)")"
+EOF2
+for count in 200 50; do
+  jtimes=""
+  xtimes=""
+  for _ in $(seq 1 "$RUNS"); do
+    start_server sleepy "$count"
+    t0=$(now)
+    "$BOSK" janitor --once --pool-size 50 --boskos-url "$url" "$tmp/sleep.lua" >"$tmp/sleep.out" 2>"$tmp/sleep.err"
+    t1=$(now)
+    freed=$(count_state sleepy free)
+    [ "$freed" = "$count" ] || { echo "bench_janitor: only $freed of $count freed"; cat "$tmp/sleep.err"; exit 1; }
+    jtimes="$jtimes $(python3 -c "print($t1 - $t0)")"
+    t0=$(now)
+    seq "$count" | xargs -P 50 -I{} sleep 0.2
+    t1=$(now)
+    xtimes="$xtimes $(python3 -c "print($t1 - $t0)")"
+  done
+  echo "$jtimes" >"$tmp/j$count"
+  echo "$xtimes" >"$tmp/x$count"
 done
-python3 - "$jtimes" "$xtimes" <<'EOF'
+python3 - "$tmp" <<'EOF2'
 import statistics, sys
-def line(label, text):
-    v = [float(x) for x in text.split()]
-    m = statistics.median(v)
-    return f"{label}: median {m:.3f} s ({(m/0.8-1)*100:+.1f}%), range {min(v):.3f}-{max(v):.3f} s over {len(v)} runs"
-print(line("exec sleep 0.2 x 200 at concurrency 50 (200 freed each run; ideal 0.800 s, target within 10%)", sys.argv[1]))
-print(line("  reference, xargs -P 50 sleep 0.2 x 200 (no janitor, no server)", sys.argv[2]))
-EOF
+d = sys.argv[1]
+def med(name):
+    v = [float(x) for x in open(f"{d}/{name}").read().split()]
+    return statistics.median(v), min(v), max(v), len(v)
+def line(label, name, ideal):
+    m, lo, hi, n = med(name)
+    return f"{label}: median {m:.3f} s ({(m/ideal-1)*100:+.1f}%), range {lo:.3f}-{hi:.3f} s over {n} runs"
+print(line("exec sleep 0.2 x 200 at concurrency 50 (200 freed each run; ideal 0.800 s, target within 10%)", "j200", 0.8))
+print(line("  reference, xargs -P 50 sleep 0.2 x 200 (no janitor, no server)", "x200", 0.8))
+one = med("j50")[0] - med("x50")[0]
+four = med("j200")[0] - med("x200")[0]
+print(f"  janitor over xargs: {one*1000:.0f} ms with one wave of 50 (j {med('j50')[0]:.3f}, x {med('x50')[0]:.3f} s),"
+      f" {(four-one)/3*1000:.0f} ms per further wave")
+EOF2
 
 # 3. RSS with 200 cleanings in flight
 start_server held 200
