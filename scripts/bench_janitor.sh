@@ -93,7 +93,9 @@ for count in 200 50; do
   echo "$jtimes" >"$tmp/j$count"
   echo "$xtimes" >"$tmp/x$count"
 done
-python3 - "$tmp" <<'EOF2'
+cc -O2 -o "$tmp/fork_cost" bench/fork_cost.c || exit 1
+fork_us=$("$tmp/fork_cost")
+python3 - "$tmp" "$fork_us" <<'EOF2'
 import statistics, sys
 d = sys.argv[1]
 def med(name):
@@ -108,6 +110,7 @@ one = med("j50")[0] - med("x50")[0]
 four = med("j200")[0] - med("x200")[0]
 print(f"  janitor over xargs: {one*1000:.0f} ms with one wave of 50 (j {med('j50')[0]:.3f}, x {med('x50')[0]:.3f} s),"
       f" {(four-one)/3*1000:.0f} ms per further wave")
+print(f"  floor: fork + exit + wait of a small C process here: {sys.argv[2]} us")
 EOF2
 
 # 3. RSS with 200 cleanings in flight
