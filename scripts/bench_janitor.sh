@@ -67,8 +67,12 @@ echo "no-op cleanings: $freed of 2000 dirty -> free in ${secs} s = $rate resourc
 # process start to exit: start-up and the last release are included.
 # The same with 50 resources (one wave) splits the janitor's time over
 # xargs into what one wave costs (start-up, first burst) and what each
-# further wave of 50 adds.
+# further wave of 50 adds. A third reference, bench/mini_janitor.c, is the
+# design stripped to its bones in C (one process, acquire and release over
+# libcurl against the same server, a forked child per cleaning that runs
+# sleep, no Lua, no threads, no logs), on its own fresh server.
 RUNS=${RUNS:-5}
+cc -O2 -o "$tmp/mini_janitor" bench/mini_janitor.c $(pkg-config --cflags --libs libcurl) || exit 1
 cat >"$tmp/sleep.lua" <<'EOF2'
 janitor.policy{ type = "sleepy", concurrency = 50, clean = function()
   return (janitor.exec{ "sleep", "0.2" })
@@ -77,6 +81,7 @@ EOF2
 for count in 200 50; do
   jtimes=""
   xtimes=""
+  mtimes=""
   for _ in $(seq 1 "$RUNS"); do
     start_server sleepy "$count"
     t0=$(now)
@@ -89,9 +94,16 @@ for count in 200 50; do
     seq "$count" | xargs -P 50 -I{} sleep 0.2
     t1=$(now)
     xtimes="$xtimes $(python3 -c "print($t1 - $t0)")"
+    start_server sleepy "$count"
+    t0=$(now)
+    "$tmp/mini_janitor" "$url" sleepy 50 || { echo "bench_janitor: mini_janitor failed"; exit 1; }
+    t1=$(now)
+    [ "$(count_state sleepy free)" = "$count" ] || { echo "bench_janitor: mini_janitor freed too few"; exit 1; }
+    mtimes="$mtimes $(python3 -c "print($t1 - $t0)")"
   done
   echo "$jtimes" >"$tmp/j$count"
   echo "$xtimes" >"$tmp/x$count"
+  echo "$mtimes" >"$tmp/m$count"
 done
 cc -O2 -o "$tmp/fork_cost" bench/fork_cost.c || exit 1
 fork_us=$("$tmp/fork_cost")
@@ -106,10 +118,14 @@ def line(label, name, ideal):
     return f"{label}: median {m:.3f} s ({(m/ideal-1)*100:+.1f}%), range {lo:.3f}-{hi:.3f} s over {n} runs"
 print(line("exec sleep 0.2 x 200 at concurrency 50 (200 freed each run; ideal 0.800 s, target within 10%)", "j200", 0.8))
 print(line("  reference, xargs -P 50 sleep 0.2 x 200 (no janitor, no server)", "x200", 0.8))
+print(line("  reference, bench/mini_janitor.c (fork per cleaning + HTTP, in C)", "m200", 0.8))
 one = med("j50")[0] - med("x50")[0]
 four = med("j200")[0] - med("x200")[0]
 print(f"  janitor over xargs: {one*1000:.0f} ms with one wave of 50 (j {med('j50')[0]:.3f}, x {med('x50')[0]:.3f} s),"
       f" {(four-one)/3*1000:.0f} ms per further wave")
+mone = med("m50")[0] - med("x50")[0]
+mfour = med("m200")[0] - med("x200")[0]
+print(f"  mini_janitor over xargs: {mone*1000:.0f} ms with one wave of 50, {(mfour-mone)/3*1000:.0f} ms per further wave")
 print(f"  floor: fork + exit + wait of a small C process here: {sys.argv[2]} us")
 EOF2
 
