@@ -12,17 +12,11 @@ local sleeps = {}
 boskos.sleep = function(s) sleeps[#sleeps + 1] = s end
 boskos.poll_interval = 0.05
 
-local RES = '{"type":"t","name":"%s","state":"busy","owner":"me","lastupdate":"2020-01-01T00:00:00Z","userdata":{}}'
-local function res(name) return string.format(RES, name) end
+local res = Fake.res
 
 local function fresh(opts)
-  fake:reset()
   sleeps = {}
-  opts = opts or {}
-  opts.owner = opts.owner or "me"
-  opts.url = opts.url or fake.url
-  opts.dialer = opts.dialer or { retry_count = 1, retry_sleep = 0.01, timeout = 2 }
-  return assert(boskos.client(opts))
+  return fake:client(opts)
 end
 
 local function base64(s)

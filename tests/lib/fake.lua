@@ -4,7 +4,9 @@
 --   f:default(resp)      the answer when the queue is empty
 --   f:requests()         recorded requests (method, path, query, headers, body, conn)
 --   f:reset()            clear everything
+--   f:client(opts)       reset, then a boskos client of it (owner "me", fast dialer)
 --   f:stop()
+--   F.res(name)          a resource's JSON as the server sends it (type t, busy, me)
 -- Control calls go over their own connection, so they never share one with
 -- the client under test.
 local http = require "bosk.http"
@@ -50,5 +52,19 @@ function F:requests() return cjson.decode(self:call("GET", "/_requests")) end
 function F:reset() self:call("POST", "/_reset") end
 function F:last() local r = self:requests() return r[#r] end
 function F:stop() self.conn:close() self.proc:stop() end
+
+local RES = '{"type":"t","name":"%s","state":"busy","owner":"me","lastupdate":"2020-01-01T00:00:00Z","userdata":{}}'
+function F.res(name) return string.format(RES, name) end
+
+-- f:client(opts) -> client; opts' owner, url and dialer default to "me",
+-- this server and one quick connect retry. Resets the server first.
+function F:client(opts)
+  self:reset()
+  opts = opts or {}
+  opts.owner = opts.owner or "me"
+  opts.url = opts.url or self.url
+  opts.dialer = opts.dialer or { retry_count = 1, retry_sleep = 0.01, timeout = 2 }
+  return assert(require("boskos").client(opts))
+end
 
 return F
