@@ -78,32 +78,33 @@ janitor.policy{ type = "sleepy", concurrency = 50, clean = function()
   return (janitor.exec{ "sleep", "0.2" })
 end }
 EOF2
+# timed FILE COMMAND...: runs COMMAND, appends its wall time (s) to FILE.
+timed() {
+  local file=$1 t0 t1
+  shift
+  t0=$(now)
+  "$@"
+  t1=$(now)
+  python3 -c "print($t1 - $t0)" >>"$file"
+}
+run_janitor() { "$BOSK" janitor --once --pool-size 50 --boskos-url "$url" "$tmp/sleep.lua" >"$tmp/sleep.out" 2>"$tmp/sleep.err"; }
+run_xargs() { seq "$1" | xargs -P 50 -I{} sleep 0.2; }
+# check_freed COUNT WHO [LOG]: every resource of the run ended free.
+check_freed() {
+  local freed
+  freed=$(count_state sleepy free)
+  [ "$freed" = "$1" ] || { echo "bench_janitor: $2 freed only $freed of $1"; [ -z "${3:-}" ] || cat "$3"; exit 1; }
+}
 for count in 200 50; do
-  jtimes=""
-  xtimes=""
-  mtimes=""
   for _ in $(seq 1 "$RUNS"); do
     start_server sleepy "$count"
-    t0=$(now)
-    "$BOSK" janitor --once --pool-size 50 --boskos-url "$url" "$tmp/sleep.lua" >"$tmp/sleep.out" 2>"$tmp/sleep.err"
-    t1=$(now)
-    freed=$(count_state sleepy free)
-    [ "$freed" = "$count" ] || { echo "bench_janitor: only $freed of $count freed"; cat "$tmp/sleep.err"; exit 1; }
-    jtimes="$jtimes $(python3 -c "print($t1 - $t0)")"
-    t0=$(now)
-    seq "$count" | xargs -P 50 -I{} sleep 0.2
-    t1=$(now)
-    xtimes="$xtimes $(python3 -c "print($t1 - $t0)")"
+    timed "$tmp/j$count" run_janitor
+    check_freed "$count" "bosk janitor" "$tmp/sleep.err"
+    timed "$tmp/x$count" run_xargs "$count"
     start_server sleepy "$count"
-    t0=$(now)
-    "$tmp/mini_janitor" "$url" sleepy 50 || { echo "bench_janitor: mini_janitor failed"; exit 1; }
-    t1=$(now)
-    [ "$(count_state sleepy free)" = "$count" ] || { echo "bench_janitor: mini_janitor freed too few"; exit 1; }
-    mtimes="$mtimes $(python3 -c "print($t1 - $t0)")"
+    timed "$tmp/m$count" "$tmp/mini_janitor" "$url" sleepy 50
+    check_freed "$count" mini_janitor
   done
-  echo "$jtimes" >"$tmp/j$count"
-  echo "$xtimes" >"$tmp/x$count"
-  echo "$mtimes" >"$tmp/m$count"
 done
 cc -O2 -o "$tmp/fork_cost" bench/fork_cost.c || exit 1
 fork_us=$("$tmp/fork_cost")
@@ -119,13 +120,13 @@ def line(label, name, ideal):
 print(line("exec sleep 0.2 x 200 at concurrency 50 (200 freed each run; ideal 0.800 s, target within 10%)", "j200", 0.8))
 print(line("  reference, xargs -P 50 sleep 0.2 x 200 (no janitor, no server)", "x200", 0.8))
 print(line("  reference, bench/mini_janitor.c (fork per cleaning + HTTP, in C)", "m200", 0.8))
-one = med("j50")[0] - med("x50")[0]
-four = med("j200")[0] - med("x200")[0]
-print(f"  janitor over xargs: {one*1000:.0f} ms with one wave of 50 (j {med('j50')[0]:.3f}, x {med('x50')[0]:.3f} s),"
-      f" {(four-one)/3*1000:.0f} ms per further wave")
-mone = med("m50")[0] - med("x50")[0]
-mfour = med("m200")[0] - med("x200")[0]
-print(f"  mini_janitor over xargs: {mone*1000:.0f} ms with one wave of 50, {(mfour-mone)/3*1000:.0f} ms per further wave")
+def split(label, prefix):
+    one = med(prefix + "50")[0] - med("x50")[0]
+    four = med(prefix + "200")[0] - med("x200")[0]
+    return (f"  {label} over xargs: {one*1000:.0f} ms with one wave of 50 ({med(prefix + '50')[0]:.3f} s,"
+            f" xargs {med('x50')[0]:.3f} s), {(four-one)/3*1000:.0f} ms per further wave")
+print(split("janitor", "j"))
+print(split("mini_janitor", "m"))
 print(f"  floor: fork + exit + wait of a small C process here: {sys.argv[2]} us")
 EOF2
 
