@@ -6,9 +6,9 @@
 #   make bench        benchmarks (not timed tests); figures go in README.md
 #   make demo         the main job on the embedded default config
 #
-# Every C file in src/ is compiled; every .lua under lua/ is embedded.
+# Every C file under src/ is compiled (src/core shared, src/client,
+# src/server, src/janitor one part each); every .lua under lua/ is embedded.
 
-DEPS_STAMP := $(shell scripts/install-deps.sh >&2 && echo ok)
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build/san
@@ -30,7 +30,7 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
 # nothing to relocate (`bosk run -e ''` 2.2 ms -> 1.7 ms; lua5.4 1.3 ms).
 # Each of the two halves alone gains nothing. readline (as lua5.4 itself)
 # and cJSON (server only, no archive) stay shared. libcurl and libmicrohttpd
-# are dlopen'ed on first use (src/dl_*.c), so `bosk run` and the REPL start
+# are dlopen'ed on first use (src/*/dl_*.c), so `bosk run` and the REPL start
 # without loading TLS/HTTP2/LDAP libraries. -rdynamic exports the Lua API to
 # C modules a script may require.
 # The sanitizer build keeps them shared: linked statically, LeakSanitizer
@@ -45,13 +45,13 @@ LDLIBS  := -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic \
 endif
 LDFLAGS += $(SANFLAGS) -rdynamic -no-pie -Wl,-z,now
 
-SRCS    := $(wildcard src/*.c)
+SRCS    := $(wildcard src/*.c src/*/*.c)
 OBJS    := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRCS)) $(BUILD)/obj/lua_sources.o
 LUA_SRC := $(shell find lua -name '*.lua' | sort)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 
-.PHONY: all test bench demo clean
+.PHONY: all deps bench-deps test bench demo clean
 all: $(BUILD)/bosk
 
 $(BUILD)/bosk: $(OBJS)
@@ -59,6 +59,7 @@ $(BUILD)/bosk: $(OBJS)
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	@mkdir -p $(@D)
 	@echo CC $<
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -79,13 +80,24 @@ $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/obj
 $(BUILD)/obj:
 	@mkdir -p $@
 
-test: $(BUILD)/bosk $(UNIT_BINS)
+# Only these targets may install packages (through apt-get, and only what
+# is missing): plain `make`, `clean` and `install` never touch apt.
+deps:
+	@scripts/install-deps.sh
+
+bench-deps: deps
+	@scripts/install-deps.sh --bench
+
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bosk $(UNIT_BINS)
 	@BOSK=$(BUILD)/bosk UNIT="$(UNIT_BINS)" SANITIZE=$(SANITIZE) tests/run.sh
 
-bench: $(BUILD)/bosk
+bench: bench-deps
+	@$(MAKE) --no-print-directory $(BUILD)/bosk
 	@BOSK=$(BUILD)/bosk scripts/bench.sh
 
-demo: $(BUILD)/bosk
+demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bosk
 	@BOSK=$(BUILD)/bosk scripts/demo.sh
 
 clean:

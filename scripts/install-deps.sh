@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bosk needs to build, test and benchmark.
 # Idempotent: apt-get runs only when a package is missing.
+#   scripts/install-deps.sh           what building and testing need
+#   scripts/install-deps.sh --bench   also what only the benchmarks need
 set -euo pipefail
 
 packages=(
@@ -10,8 +12,10 @@ packages=(
   libmicrohttpd-dev libyaml-dev libsqlite3-dev sqlite3
   libuv1-dev libreadline-dev libcjson-dev
   python3 procps bc
-  wrk hyperfine
 )
+if [ "${1:-}" = "--bench" ]; then
+  packages=(wrk hyperfine)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

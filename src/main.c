@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <lauxlib.h>
 #include <lualib.h>
-#include "core.h"
-#include "embed.h"
-#include "modules.h"
+#include "core/core.h"
+#include "core/embed.h"
+#include "core/modules.h"
 
 /* pmain(argc, argv) -> exit status; runs protected so no error escapes. */
 static int pmain(lua_State *L)

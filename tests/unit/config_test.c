@@ -1,7 +1,7 @@
 /* config_test.c: the boskos YAML config: decoding and upstream's
  * validation texts, with lines. */
 #include <stdlib.h>
-#include "config.h"
+#include "server/config.h"
 #include "unit.h"
 
 static char err[8192];

@@ -1,6 +1,6 @@
 /* core_test.c: the embedded-source table is complete and well formed. */
 #include "unit.h"
-#include "embed.h"
+#include "core/embed.h"
 
 static void embedded_sources_have_cli_and_boskos(void)
 {

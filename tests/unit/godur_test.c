@@ -1,6 +1,6 @@
 /* godur_test.c: Go's ParseDuration grammar, errors and String(). */
 #include <stdlib.h>
-#include "godur.h"
+#include "core/godur.h"
 #include "unit.h"
 
 static int64_t ok(const char *s)

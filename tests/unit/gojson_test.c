@@ -1,7 +1,7 @@
 /* gojson_test.c: Go-identical JSON strings, %q quoting, times and the
  * user-data merge of /update. */
 #include <stdlib.h>
-#include "gojson.h"
+#include "core/gojson.h"
 #include "unit.h"
 
 static char *str(void (*fn)(jbuf *, const char *, size_t), const char *s, size_t n)

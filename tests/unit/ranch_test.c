@@ -2,7 +2,7 @@
  * static sync, and the SQLite store round trip. */
 #include <stdlib.h>
 #include <unistd.h>
-#include "ranch.h"
+#include "server/ranch.h"
 #include "unit.h"
 
 static char err[4096];

@@ -2,7 +2,7 @@
  * lifecycles and reopen; store_open's spec errors. */
 #include <stdlib.h>
 #include <unistd.h>
-#include "store.h"
+#include "server/store.h"
 #include "unit.h"
 
 static char err[1024];

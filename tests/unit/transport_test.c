@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "unit.h"
-#include "transport.h"
+#include "client/transport.h"
 
 typedef struct {
     int listen_fd;

@@ -1,0 +1,296 @@
+/* lhttp.c: module "bosk.http", the Lua face of transport.c.
+ *
+ *   local http = require "bosk.http"
+ *   local conn = http.new()
+ *   local status, status_line, body = conn:request{method = "POST", url = ...}
+ *   -- or nil, kind ("connect"|"timeout"|"io"|"too_large"|"init"), message
+ *   conn:send(method, url, body, content_type, username, password,
+ *             connect_timeout, timeout, max_body)   -- the same, positional
+ *   conn:close()            -- also __gc and __close
+ *   http.stat(path)         -- mtime, size  (or nil, message)
+ *
+ * A connection is a userdata holding one transport, created on the first
+ * request, so loading this module never loads libcurl. The Lua state is
+ * never touched while libcurl runs. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <lauxlib.h>
+#include "core/modules.h"
+#include "client/transport.h"
+
+#define CONN_META "bosk.http.conn"
+#define DEFAULT_MAX_BODY ((size_t)16 << 20)
+
+typedef struct {
+    transport *t;
+    char *pending; /* a response body not yet copied into Lua */
+    int closed;
+} conn;
+
+static conn *check_conn(lua_State *L)
+{
+    return luaL_checkudata(L, 1, CONN_META);
+}
+
+static conn *check_open_conn(lua_State *L)
+{
+    conn *c = check_conn(L);
+    if (c->closed)
+        luaL_error(L, "attempt to use a closed HTTP connection");
+    return c;
+}
+
+/* http.new() -> conn */
+static int http_new(lua_State *L)
+{
+    conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->t = NULL;
+    c->pending = NULL;
+    c->closed = 0;
+    luaL_setmetatable(L, CONN_META);
+    return 1;
+}
+
+/* conn:close() / __gc / __close: frees the transport; idempotent. */
+static int conn_close(lua_State *L)
+{
+    conn *c = check_conn(L);
+    transport *t = c->t;
+    c->t = NULL;
+    c->closed = 1;
+    free(c->pending);
+    c->pending = NULL;
+    transport_free(t);
+    return 0;
+}
+
+/* conn:__tostring() -> "bosk.http.conn (open)" */
+static int conn_tostring(lua_State *L)
+{
+    conn *c = check_conn(L);
+    lua_pushfstring(L, "bosk.http.conn (%s)", c->closed ? "closed" : "open");
+    return 1;
+}
+
+static const char *const request_fields[] = {
+    "method", "url", "body", "content_type", "username", "password",
+    "connect_timeout", "timeout", "max_body", NULL
+};
+
+/* Raises unless every key of the options table (at idx) is a known field. */
+static void reject_unknown(lua_State *L, int idx)
+{
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        int known = 0;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            for (int i = 0; request_fields[i] && !known; i++)
+                known = strcmp(lua_tostring(L, -1), request_fields[i]) == 0;
+        if (!known)
+            luaL_error(L, "bad argument #1 to 'request' (unknown field '%s')",
+                       luaL_tolstring(L, -1, NULL));
+    }
+}
+
+/* The string field `name` of the table at idx, or NULL when absent. */
+static const char *opt_string(lua_State *L, int idx, const char *name, size_t *len)
+{
+    int type = lua_getfield(L, idx, name);
+    const char *s = NULL;
+    if (type == LUA_TSTRING)
+        s = lua_tolstring(L, -1, len);
+    else if (type != LUA_TNIL)
+        luaL_error(L, "bad argument #1 to 'request' (field '%s' must be a string, got %s)",
+                   name, luaL_typename(L, -1));
+    lua_pop(L, 1); /* the string stays alive: the options table holds it */
+    return s;
+}
+
+/* The non-negative number field `name` (at most `max`), or dflt when absent. */
+static double opt_number(lua_State *L, int idx, const char *name, double dflt, double max)
+{
+    int type = lua_getfield(L, idx, name);
+    double v = dflt;
+    if (type == LUA_TNUMBER)
+        v = lua_tonumber(L, -1);
+    else if (type != LUA_TNIL)
+        luaL_error(L, "bad argument #1 to 'request' (field '%s' must be a number, got %s)",
+                   name, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    if (!(v >= 0) || v > max)
+        luaL_error(L, "bad argument #1 to 'request' (field '%s' out of range)", name);
+    return v;
+}
+
+static void read_request(lua_State *L, transport_request *req)
+{
+    luaL_checktype(L, 2, LUA_TTABLE);
+    reject_unknown(L, 2);
+    memset(req, 0, sizeof *req);
+    req->method = opt_string(L, 2, "method", NULL);
+    if (req->method == NULL)
+        req->method = "GET";
+    req->url = opt_string(L, 2, "url", NULL);
+    if (req->url == NULL)
+        luaL_error(L, "bad argument #1 to 'request' (field 'url' is required)");
+    req->body = opt_string(L, 2, "body", &req->body_len);
+    req->content_type = opt_string(L, 2, "content_type", NULL);
+    req->username = opt_string(L, 2, "username", NULL);
+    req->password = opt_string(L, 2, "password", NULL);
+    req->connect_timeout = opt_number(L, 2, "connect_timeout", 0, 1e9);
+    req->timeout = opt_number(L, 2, "timeout", 0, 1e9);
+    req->max_body = (size_t)opt_number(L, 2, "max_body", (double)DEFAULT_MAX_BODY, 0x1p53);
+}
+
+static const char *kind_name(transport_error_kind kind)
+{
+    switch (kind) {
+    case TRANSPORT_CONNECT: return "connect";
+    case TRANSPORT_TIMEOUT: return "timeout";
+    case TRANSPORT_TOO_LARGE: return "too_large";
+    case TRANSPORT_INIT: return "init";
+    default: return "io";
+    }
+}
+
+/* Sends req on c's transport (created on first use) and pushes
+ * status, status_line, body   or   nil, kind, message. */
+static int perform(lua_State *L, conn *c, const transport_request *req)
+{
+    char err[256];
+    if (c->t == NULL && (c->t = transport_new(err, sizeof err)) == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, "init");
+        lua_pushstring(L, err);
+        return 3;
+    }
+    luaL_checkstack(L, 3, "request results");
+    transport_response resp;
+    int rc = transport_perform(c->t, req, &resp);
+    if (rc != 0) {
+        transport_response_free(&resp);
+        lua_pushnil(L);
+        lua_pushstring(L, kind_name(resp.kind));
+        lua_pushstring(L, resp.error);
+        return 3;
+    }
+    /* Until Lua owns a copy, the body hangs off the connection, so a
+     * memory error while pushing leaves it for close/__gc to free. */
+    c->pending = resp.body;
+    lua_pushinteger(L, resp.status);
+    lua_pushstring(L, resp.status_line);
+    lua_pushlstring(L, resp.body, resp.body_len);
+    c->pending = NULL;
+    transport_response_free(&resp);
+    return 3;
+}
+
+/* conn:request{method=, url=, body=, content_type=, username=, password=,
+ *              connect_timeout=, timeout=, max_body=}
+ * -> status, status_line, body   or   nil, kind, message */
+static int conn_request(lua_State *L)
+{
+    conn *c = check_open_conn(L);
+    transport_request req;
+    read_request(L, &req);
+    return perform(L, c, &req);
+}
+
+/* Argument n: a string, or NULL when nil or absent. */
+static const char *arg_string(lua_State *L, int n, size_t *len)
+{
+    int type = lua_type(L, n);
+    if (type == LUA_TSTRING)
+        return lua_tolstring(L, n, len);
+    if (type > LUA_TNIL)
+        luaL_typeerror(L, n, "string or nil");
+    return NULL;
+}
+
+/* Argument n: a number in [0, max], or dflt when nil or absent. */
+static double arg_number(lua_State *L, int n, double dflt, double max)
+{
+    int type = lua_type(L, n);
+    double v = dflt;
+    if (type == LUA_TNUMBER)
+        v = lua_tonumber(L, n);
+    else if (type > LUA_TNIL)
+        luaL_typeerror(L, n, "number or nil");
+    luaL_argcheck(L, v >= 0 && v <= max, n, "out of range");
+    return v;
+}
+
+/* conn:send(method, url, body, content_type, username, password,
+ *           connect_timeout, timeout, max_body)
+ * -> as conn:request. The client's calls use this form: reading and
+ * checking a table of options cost more than the rest of the binding. */
+static int conn_send(lua_State *L)
+{
+    conn *c = check_open_conn(L);
+    transport_request req;
+    memset(&req, 0, sizeof req);
+    req.method = arg_string(L, 2, NULL);
+    if (req.method == NULL)
+        req.method = "GET";
+    req.url = arg_string(L, 3, NULL);
+    luaL_argcheck(L, req.url != NULL, 3, "URL expected");
+    req.body = arg_string(L, 4, &req.body_len);
+    req.content_type = arg_string(L, 5, NULL);
+    req.username = arg_string(L, 6, NULL);
+    req.password = arg_string(L, 7, NULL);
+    req.connect_timeout = arg_number(L, 8, 0, 1e9);
+    req.timeout = arg_number(L, 9, 0, 1e9);
+    req.max_body = (size_t)arg_number(L, 10, (double)DEFAULT_MAX_BODY, 0x1p53);
+    return perform(L, c, &req);
+}
+
+/* http.stat(path) -> mtime (seconds, float), size   or   nil, message */
+static int http_stat(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    lua_pushnumber(L, (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9);
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    return 2;
+}
+
+static const luaL_Reg conn_methods[] = {
+    {"request", conn_request},
+    {"send", conn_send},
+    {"close", conn_close},
+    {NULL, NULL}
+};
+
+static const luaL_Reg conn_meta[] = {
+    {"__index", NULL},
+    {"__gc", conn_close},
+    {"__close", conn_close},
+    {"__tostring", conn_tostring},
+    {NULL, NULL}
+};
+
+static const luaL_Reg http_funcs[] = {
+    {"new", http_new},
+    {"stat", http_stat},
+    {NULL, NULL}
+};
+
+int luaopen_bosk_http(lua_State *L)
+{
+    luaL_newmetatable(L, CONN_META);
+    luaL_setfuncs(L, conn_meta, 0);
+    luaL_newlibtable(L, conn_methods);
+    luaL_setfuncs(L, conn_methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newlib(L, http_funcs);
+    return 1;
+}

@@ -1,0 +1,367 @@
+/* readline.c: module "bosk.readline", the terminal side of `bosk repl`
+ * and the signal helpers the REPL and the one-liners need.
+ *
+ * - readline(prompt) edits one line with GNU readline's callback
+ *   interface, so Ctrl-C (SIGINT) can cancel the line without leaving.
+ * - history_add/history_list hold the session's history (repl.lua
+ *   keeps the file); set_completer() wires Tab to a Lua function, always
+ *   called under lua_pcall (no error escapes into readline).
+ * - icall() runs a function where Ctrl-C raises "interrupted!" at the
+ *   next safe point (lua.c's laction/lstop hook technique).
+ * - trap_signals()/caught() turn SIGINT/SIGTERM into a flag for loops
+ *   such as `bosk heartbeat`.
+ * Both signal paths also set core_interrupt_pending (core.c), which cuts
+ * a running bosk.core.sleep short. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <readline/readline.h>
+#include <readline/history.h>
+#include <lauxlib.h>
+#include "core/modules.h"
+
+#include "core/core.h"
+
+static volatile sig_atomic_t line_interrupted;  /* Ctrl-C while editing */
+static volatile sig_atomic_t trapped_signal;    /* set by trap_signals */
+static lua_State *hooked_L;                     /* state icall runs */
+static int completer_key;                       /* registry key (address) */
+
+/* ---- readline(prompt) ---------------------------------------------- */
+
+static char *line_result;
+static int line_done;
+
+static void on_line(char *line)
+{
+    line_result = line;
+    line_done = 1;
+    rl_callback_handler_remove();
+}
+
+static void on_line_sigint(int sig)
+{
+    (void)sig;
+    line_interrupted = 1;
+}
+
+/* Throws away the half-typed line and restores the terminal, as
+ * Python's readline module does on KeyboardInterrupt. */
+static void cancel_line(void)
+{
+    rl_free_line_state();
+    rl_callback_sigcleanup();
+    rl_cleanup_after_signal();
+    rl_callback_handler_remove();
+    FILE *out = rl_outstream ? rl_outstream : stdout;
+    if (fputc('\n', out) == EOF || fflush(out) != 0)
+        clearerr(out);                  /* a closed terminal: nothing to do */
+}
+
+/* Reads keys until a line is complete, EOF, or Ctrl-C. SIGINT stays
+ * blocked except inside ppoll, so a Ctrl-C is never missed.
+ * Returns 1 for a line (or EOF: line_result NULL), 0 for Ctrl-C. */
+static int edit_line(const char *prompt)
+{
+    sigset_t block, old_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &block, &old_mask) != 0)
+        return 1;
+    line_done = 0;
+    line_result = NULL;
+    line_interrupted = 0;
+    rl_callback_handler_install(prompt, on_line);
+    int fd = fileno(rl_instream ? rl_instream : stdin);
+    while (!line_done && !line_interrupted) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int n = ppoll(&p, 1, NULL, &old_mask);
+        if (n < 0 && errno != EINTR) {
+            rl_callback_handler_remove();
+            break;                        /* treat as end of input */
+        }
+        if (n > 0 && !line_interrupted)
+            rl_callback_read_char();
+    }
+    int interrupted = line_interrupted && !line_done;
+    if (interrupted)
+        cancel_line();
+    if (sigprocmask(SIG_SETMASK, &old_mask, NULL) != 0)
+        perror("bosk: sigprocmask");
+    return !interrupted;
+}
+
+/* Puts back the SIGINT action saved before; a failure cannot be undone,
+ * so it is only reported. */
+static void restore_sigint(const struct sigaction *old)
+{
+    if (sigaction(SIGINT, old, NULL) != 0)
+        perror("bosk: restoring the SIGINT handler");
+}
+
+/* readline.readline(prompt) -> line | nil at end of input | false when
+ * Ctrl-C cancelled the line. */
+static int rl_readline(lua_State *L)
+{
+    const char *prompt = luaL_checkstring(L, 1);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_line_sigint;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, &old) != 0)
+        return luaL_error(L, "sigaction: %s", strerror(errno));
+    int got_line = edit_line(prompt);
+    restore_sigint(&old);
+    if (!got_line) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (line_result == NULL) {
+        lua_pushnil(L);
+        return 1;
+    }
+    char *text = line_result;
+    line_result = NULL;
+    lua_pushstring(L, text);     /* only a memory error can raise here */
+    free(text);
+    return 1;
+}
+
+/* ---- history ------------------------------------------------------- */
+
+/* readline.history_add(line) -> nothing */
+static int rl_history_add(lua_State *L)
+{
+    add_history(luaL_checkstring(L, 1));
+    return 0;
+}
+
+/* readline.create_private(path) -> true | nil, message: creates path
+ * empty with mode 0600 unless it exists (history may hold secrets). */
+static int rl_create_private(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd < 0 || close(fd) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* readline.history_list() -> { entries... } (oldest first) */
+static int rl_history_list(lua_State *L)
+{
+    HIST_ENTRY **list = history_list();
+    lua_newtable(L);
+    for (int i = 0; list != NULL && list[i] != NULL; i++) {
+        lua_pushstring(L, list[i]->line);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* ---- completion ---------------------------------------------------- */
+
+struct matches {
+    char **items;
+    size_t count, next;
+};
+static struct matches found;
+
+static void matches_free(struct matches *m)
+{
+    for (size_t i = m->next; i < m->count; i++)
+        free(m->items[i]);
+    free(m->items);
+    memset(m, 0, sizeof *m);
+}
+
+/* Runs under lua_pcall: calls the completer with (word, line, start)
+ * and copies the strings it returns into `found`. */
+static int call_completer(lua_State *L)
+{
+    const char *word = lua_touserdata(L, 1);
+    lua_Integer start = lua_tointeger(L, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &completer_key);
+    if (!lua_isfunction(L, -1))
+        return 0;
+    lua_pushstring(L, word);
+    lua_pushstring(L, rl_line_buffer ? rl_line_buffer : "");
+    lua_pushinteger(L, start);
+    lua_call(L, 3, 1);
+    if (!lua_istable(L, -1))
+        return 0;
+    size_t n = lua_rawlen(L, -1);
+    found.items = calloc(n + 1, sizeof *found.items);
+    if (found.items == NULL)
+        return 0;
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i);
+        const char *s = lua_tostring(L, -1);
+        if (s != NULL && (found.items[found.count] = strdup(s)) != NULL)
+            found.count++;
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* readline's generator: hands out the collected matches one by one;
+ * readline frees each string. */
+static char *next_match(const char *text, int state)
+{
+    (void)text;
+    (void)state;
+    if (found.next >= found.count)
+        return NULL;
+    return found.items[found.next++];
+}
+
+static char **attempt_completion(const char *text, int start, int end)
+{
+    (void)end;
+    rl_attempted_completion_over = 1;   /* never fall back to file names */
+    rl_completion_suppress_append = 1;  /* the completer adds "(" itself */
+    lua_State *L = hooked_L;
+    if (L == NULL || !lua_checkstack(L, 8))
+        return NULL;
+    matches_free(&found);
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, call_completer);
+    lua_pushlightuserdata(L, (void *)text);
+    lua_pushinteger(L, start);
+    int status = lua_pcall(L, 2, 0, 0);
+    lua_settop(L, top);
+    if (status != LUA_OK || found.count == 0) {
+        matches_free(&found);
+        return NULL;
+    }
+    char **result = rl_completion_matches(text, next_match);
+    matches_free(&found);
+    return result;
+}
+
+/* readline.set_completer(fn | nil) -> nothing. fn(word, line, start)
+ * returns a list of full replacements for `word`; errors are ignored. */
+static int rl_set_completer(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &completer_key);
+    hooked_L = L;
+    return 0;
+}
+
+/* ---- interrupting a running call ----------------------------------- */
+
+static void lstop(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+/* The SIGINT handler while icall runs: only sets a hook and a flag
+ * (lua.c's laction). A second Ctrl-C gets the default action. */
+static void laction(int sig)
+{
+    int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+    signal(sig, SIG_DFL);
+    core_interrupt_pending = 1;
+    lua_sethook(hooked_L, lstop, flag, 1);
+}
+
+/* readline.icall(f, msgh, ...) -> true, results... | false, error:
+ * xpcall(f, msgh, ...) during which Ctrl-C raises "interrupted!". */
+static int rl_icall(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    int nargs = lua_gettop(L) - 2;
+    lua_pushvalue(L, 1);              /* f, msgh, args..., f */
+    lua_remove(L, 1);                 /* msgh, args..., f */
+    lua_insert(L, 2);                 /* msgh, f, args... */
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = laction;
+    sigemptyset(&sa.sa_mask);
+    hooked_L = L;
+    core_interrupt_pending = 0;
+    if (sigaction(SIGINT, &sa, &old) != 0)
+        return luaL_error(L, "sigaction: %s", strerror(errno));
+    int status = lua_pcall(L, nargs, LUA_MULTRET, 1);
+    restore_sigint(&old);
+    lua_sethook(L, NULL, 0, 0);
+    core_interrupt_pending = 0;
+    lua_pushboolean(L, status == LUA_OK);
+    lua_replace(L, 1);                /* ok replaces msgh */
+    return lua_gettop(L);
+}
+
+/* ---- signals as a flag, for the one-liners ------------------------- */
+
+static void on_trapped(int sig)
+{
+    trapped_signal = sig;
+    core_interrupt_pending = 1;
+}
+
+/* readline.trap_signals() -> nothing: from now on SIGINT and SIGTERM
+ * only record themselves (see caught) and cut sleeps short. */
+static int rl_trap_signals(lua_State *L)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_trapped;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        return luaL_error(L, "sigaction: %s", strerror(errno));
+    return 0;
+}
+
+/* readline.caught() -> "SIGINT" | "SIGTERM" | nil */
+static int rl_caught(lua_State *L)
+{
+    int sig = trapped_signal;
+    if (sig == SIGINT)
+        lua_pushliteral(L, "SIGINT");
+    else if (sig == SIGTERM)
+        lua_pushliteral(L, "SIGTERM");
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static const luaL_Reg readline_funcs[] = {
+    {"readline", rl_readline},
+    {"history_add", rl_history_add},
+    {"create_private", rl_create_private},
+    {"history_list", rl_history_list},
+    {"set_completer", rl_set_completer},
+    {"icall", rl_icall},
+    {"trap_signals", rl_trap_signals},
+    {"caught", rl_caught},
+    {NULL, NULL}
+};
+
+int luaopen_bosk_readline(lua_State *L)
+{
+    rl_readline_name = "bosk";
+    rl_catch_signals = 0;              /* our handlers, not readline's */
+    rl_attempted_completion_function = attempt_completion;
+    /* Lua's operators and brackets end a word; '.' and ':' do not, so
+     * Tab sees "boskos.acq" and "client:rel" whole. */
+    rl_basic_word_break_characters = " \t\n\"\\'><=;+-*/%^~#{}()[],&|";
+    using_history();
+    hooked_L = L;
+    luaL_newlib(L, readline_funcs);
+    return 1;
+}

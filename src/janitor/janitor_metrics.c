@@ -1,0 +1,120 @@
+/* janitor_metrics.c: serves the janitor's Prometheus text on
+ * --metrics-listen HOST:PORT with libmicrohttpd (dlopen'ed, dl_mhd.h).
+ *
+ * The Lua supervisor renders the exposition text on the loop thread and
+ * hands it over with loop.metrics_set(text); MHD's own thread answers every
+ * GET with a copy taken under a mutex, so no Lua state is ever touched off
+ * the loop thread. */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "core/dl_mhd.h"
+#include "janitor/janitor_metrics.h"
+
+static struct {
+    pthread_mutex_t lock;
+    char *text;
+    size_t len;
+    struct MHD_Daemon *daemon;
+} M = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL };
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version,
+                              const char *upload, size_t *upload_size, void **state)
+{
+    pthread_mutex_lock(&M.lock);
+    size_t len = M.len;
+    char *copy = malloc(len + 1);
+    if (copy != NULL && len > 0)
+        memcpy(copy, M.text, len);
+    pthread_mutex_unlock(&M.lock);
+    if (copy == NULL)
+        return MHD_NO;
+    struct MHD_Response *r =
+        dl_mhd.create_response_from_buffer(len, copy, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(copy);
+        return MHD_NO;
+    }
+    dl_mhd.add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    enum MHD_Result rc = dl_mhd.queue_response(conn, MHD_HTTP_OK, r);
+    dl_mhd.destroy_response(r);
+    return rc;
+}
+
+/* loop.metrics_listen(host, port) -> true | nil, message
+ * host: an IPv4 address; port: integer. Serves the text set last. */
+static int metrics_listen(lua_State *L)
+{
+    const char *host = luaL_checkstring(L, 1);
+    lua_Integer port = luaL_checkinteger(L, 2);
+    char err[256];
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)port);
+    if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "--metrics-listen: bad address %s:%d (want IPv4:PORT)", host, (int)port);
+        return 2;
+    }
+    if (dl_mhd_load(err, sizeof err) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "--metrics-listen: %s", err);
+        return 2;
+    }
+    if (M.daemon != NULL)
+        return luaL_error(L, "metrics_listen: already listening");
+    M.daemon = dl_mhd.start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                                   (uint16_t)port, NULL, NULL, answer, NULL,
+                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                   MHD_OPTION_END);
+    if (M.daemon == NULL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "--metrics-listen: cannot listen on %s:%d", host, (int)port);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* loop.metrics_set(text): the exposition text served from now on. */
+static int metrics_set(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return luaL_error(L, "metrics_set: out of memory");
+    memcpy(copy, text, len + 1);
+    pthread_mutex_lock(&M.lock);
+    char *old = M.text;
+    M.text = copy;
+    M.len = len;
+    pthread_mutex_unlock(&M.lock);
+    free(old);
+    return 0;
+}
+
+void janitor_metrics_stop(void)
+{
+    if (M.daemon != NULL)
+        dl_mhd.stop_daemon(M.daemon);
+    M.daemon = NULL;
+    pthread_mutex_lock(&M.lock);
+    free(M.text);
+    M.text = NULL;
+    M.len = 0;
+    pthread_mutex_unlock(&M.lock);
+}
+
+void janitor_metrics_register(lua_State *L)
+{
+    lua_pushcfunction(L, metrics_listen);
+    lua_setfield(L, -2, "metrics_listen");
+    lua_pushcfunction(L, metrics_set);
+    lua_setfield(L, -2, "metrics_set");
+}

@@ -1,0 +1,401 @@
+/* worker.c: the zygote process that forks the janitor's workers, and the
+ * workers themselves (see worker.h for why and for the message protocol).
+ *
+ * The zygote is a plain poll() loop over its socket and a signalfd for
+ * SIGCHLD; it never calls Lua, so its memory stays still and a fork of it
+ * copies little. A worker calls the Lua handler under lua_pcall, sends the
+ * report and leaves with _exit (no atexit handlers of the parent). */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <lauxlib.h>
+#include "core/core.h"
+#include "janitor/exec.h"
+#include "janitor/worker.h"
+
+#define REPORT_MAX 65536
+#define ZYGOTE_MAX_WORKERS 4096
+
+typedef struct {
+    uint32_t id;
+    pid_t pid;          /* 0: free slot */
+} zworker;
+
+static struct {
+    int fd;             /* socket to the supervisor */
+    int sigfd;
+    lua_State *L;
+    int handler_ref;
+    zworker workers[ZYGOTE_MAX_WORKERS];
+    int count;
+} Z;
+
+int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,
+              const void *b, size_t b_len)
+{
+    struct iovec iov[3] = {
+        { (void *)h, sizeof *h }, { (void *)a, a_len }, { (void *)b, b_len },
+    };
+    struct msghdr m = { .msg_iov = iov, .msg_iovlen = 3 };
+    if (sizeof *h + a_len + b_len > WMSG_MAX) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    for (;;) {
+        ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (n >= 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+ssize_t wmsg_recv(int fd, char **buf)
+{
+    *buf = NULL;
+    ssize_t len = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    if (len <= 0)
+        return len;
+    char *p = malloc((size_t)len);
+    if (p == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t n = recv(fd, p, (size_t)len, MSG_DONTWAIT);
+    if (n <= 0) {
+        free(p);
+        return n;
+    }
+    *buf = p;
+    return n;
+}
+
+/* ---- the worker ---- */
+
+/* A worker whose parent died (PR_SET_PDEATHSIG) takes its group down. */
+static void worker_orphaned(int signum)
+{
+    killpg(0, SIGKILL);
+    _exit(128 + signum);
+}
+
+static void worker_signals(void)
+{
+    for (int s = 1; s < 32; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_IGN);          /* a closed log pipe is no crash */
+    signal(SIGUSR2, worker_orphaned);
+    prctl(PR_SET_PDEATHSIG, SIGUSR2);
+    if (getppid() == 1)
+        worker_orphaned(SIGUSR2);
+}
+
+/* Called when the cleaning is over, before reporting: the worker moves to
+ * the zygote's process group and kills the one it led, so nothing the
+ * cleaning started outlives it. The supervisor may then end the cleaning on
+ * the report alone, without waiting for this process to exit and be reaped
+ * (which, during a burst, queues behind the zygote's forks). Returns 1 when
+ * the group is gone, 0 when it could not be done (the supervisor then waits
+ * for the exit, after which the zygote kills the group as before). */
+static int leave_group_and_kill_it(void)
+{
+    prctl(PR_SET_PDEATHSIG, 0);        /* worker_orphaned would now hit the zygote's group */
+    signal(SIGUSR2, SIG_DFL);
+    pid_t zygote_group = getpgid(getppid());
+    if (zygote_group < 0 || setpgid(0, zygote_group) != 0)
+        return 0;
+    return killpg(getpid(), SIGKILL) == 0 || errno == ESRCH;
+}
+
+/* The collector would touch, and so copy, most of the heap the worker
+ * shares with the zygote, so a worker starts with it stopped and keeps what
+ * it allocates. A cleaning that allocates much (a long polling loop, big
+ * outputs) must not grow without bound: once it has allocated
+ * WORKER_GC_AFTER bytes, a count hook (inherited by the coroutines it
+ * creates) restarts the collector. The allocator only counts; the hook
+ * restarts, because the allocator may not call Lua. */
+#define WORKER_GC_AFTER ((size_t)4 << 20)
+#define WORKER_GC_HOOK_EVERY 10000      /* VM instructions between checks */
+
+static struct {
+    lua_Alloc inner;
+    void *inner_ud;
+    size_t allocated;
+    int restarted;
+} WA;
+
+static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    if (ptr == NULL)
+        WA.allocated += nsize;          /* osize is then a type tag, not a size */
+    else if (nsize > osize)
+        WA.allocated += nsize - osize;
+    return WA.inner(WA.inner_ud, ptr, osize, nsize);
+}
+
+static void collector_back_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (WA.allocated < WORKER_GC_AFTER && !WA.restarted)
+        return;
+    lua_sethook(L, NULL, 0, 0);
+    if (!WA.restarted) {
+        WA.restarted = 1;
+        lua_gc(L, LUA_GCRESTART);
+    }
+}
+
+static void worker_collector_off(lua_State *L)
+{
+    lua_gc(L, LUA_GCSTOP);
+    WA.inner = lua_getallocf(L, &WA.inner_ud);
+    lua_setallocf(L, counting_alloc, NULL);
+    lua_sethook(L, collector_back_hook, LUA_MASKCOUNT, WORKER_GC_HOOK_EVERY);
+}
+
+/* In the worker: handler(key, payload) -> report, sent to the supervisor. */
+static void worker_main(uint32_t id, const char *key, size_t key_len,
+                        const char *payload, size_t payload_len)
+{
+    setpgid(0, 0);
+    worker_signals();
+    close(Z.sigfd);
+    exec_enter_worker();
+    lua_State *L = Z.L;
+    worker_collector_off(L);
+    lua_pushcfunction(L, core_traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, Z.handler_ref);
+    lua_pushlstring(L, key, key_len);
+    lua_pushlstring(L, payload, payload_len);
+    size_t len = 0;
+    const char *report;
+    if (lua_pcall(L, 2, 1, -4) == LUA_OK && lua_type(L, -1) == LUA_TSTRING) {
+        report = lua_tolstring(L, -1, &len);
+    } else {
+        report = lua_pushfstring(L, "F%s", lua_isstring(L, -1) ? lua_tostring(L, -1)
+                                              : "the worker returned no report");
+        len = strlen(report);
+    }
+    if (len > REPORT_MAX)
+        len = REPORT_MAX;
+    wmsg_header h = { WMSG_REPORT, id, leave_group_and_kill_it(), 0 };
+    fflush(NULL);
+    /* Without its report the supervisor counts the cleaning as crashed. */
+    int sent = wmsg_send(Z.fd, &h, report, len, NULL, 0) == 0;
+    /* Tearing down this address space takes a few hundred microseconds of
+     * CPU that nobody waits for; at the lowest priority it yields to the
+     * cleanings that are starting. */
+    setpriority(PRIO_PROCESS, 0, 19);
+    _exit(sent ? 0 : 3);
+}
+
+/* ---- the zygote ---- */
+
+/* Kills a worker (not yet reaped, so pid is still ours) and its group. A
+ * worker leads its group from its first instruction (setpgid(0, 0)) until
+ * it leaves it after killing it; outside that window there is no group
+ * and nothing but the worker itself to kill. */
+static void kill_worker(pid_t pid)
+{
+    if (killpg(pid, SIGKILL) != 0 && errno == ESRCH)
+        kill(pid, SIGKILL);
+}
+
+static zworker *find_worker(uint32_t id)
+{
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid != 0 && Z.workers[i].id == id)
+            return &Z.workers[i];
+    return NULL;
+}
+
+static zworker *free_slot(void)
+{
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid == 0)
+            return &Z.workers[i];
+    return NULL;
+}
+
+/* A failed send means the supervisor is gone; the next poll sees the
+ * hang-up and shuts the zygote down. */
+static void send_status(uint32_t type, uint32_t id, int32_t value)
+{
+    wmsg_header h = { type, id, value, 0 };
+    if (wmsg_send(Z.fd, &h, NULL, 0, NULL, 0) != 0 && errno != EPIPE && errno != ECONNRESET)
+        fprintf(stderr, "bosk janitor: worker factory: %s\n", strerror(errno));
+}
+
+static void run_worker(const wmsg_header *h, const char *body, size_t body_len)
+{
+    zworker *slot = free_slot();
+    if (h->key_len > body_len || slot == NULL) {
+        send_status(WMSG_EXIT, h->id, -1);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        worker_main(h->id, body, h->key_len, body + h->key_len, body_len - h->key_len);
+    if (pid < 0) {
+        send_status(WMSG_EXIT, h->id, -1);
+        return;
+    }
+    /* No setpgid(pid, pid) here: a quick worker may already have left its
+     * group for ours (leave_group_and_kill_it), and this would pull it back
+     * into the group it is about to kill. kill_worker covers the moment
+     * before the child's own setpgid. */
+    slot->id = h->id;
+    slot->pid = pid;
+    Z.count++;
+    send_status(WMSG_STARTED, h->id, pid);
+}
+
+/* Reads and handles every waiting message; returns 0 at EOF. */
+static int handle_messages(void)
+{
+    for (;;) {
+        char *buf;
+        ssize_t n = wmsg_recv(Z.fd, &buf);
+        if (n == 0)
+            return 0;
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR || errno == ENOMEM;
+        if ((size_t)n >= sizeof(wmsg_header)) {
+            wmsg_header h;
+            memcpy(&h, buf, sizeof h);
+            if (h.type == WMSG_RUN) {
+                run_worker(&h, buf + sizeof h, (size_t)n - sizeof h);
+            } else if (h.type == WMSG_KILL) {
+                zworker *w = find_worker(h.id);
+                if (w != NULL)
+                    kill_worker(w->pid);
+            }
+        }
+        free(buf);
+    }
+}
+
+static zworker *find_pid(pid_t pid)
+{
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid == pid)
+            return &Z.workers[i];
+    return NULL;
+}
+
+/* For each exited worker: kill its group (reserved while the zombie
+ * exists), reap it, report its wait status. waitid(P_ALL, WNOWAIT) finds
+ * the exited ones without asking every live worker in turn. */
+static void reap_workers(void)
+{
+    struct signalfd_siginfo si;
+    while (read(Z.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0)
+            return;
+        pid_t pid = info.si_pid;
+        kill_worker(pid);
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        zworker *w = find_pid(pid);
+        if (w == NULL)
+            continue;
+        send_status(WMSG_EXIT, w->id, status);
+        w->pid = 0;
+        Z.count--;
+    }
+}
+
+static void zygote_shutdown(void)
+{
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid != 0)
+            kill_worker(Z.workers[i].pid);
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+        if (Z.workers[i].pid != 0)
+            while (waitpid(Z.workers[i].pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+    _exit(0);
+}
+
+static void zygote_main(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (int s = 1; s < 32; s++)
+        if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
+            signal(s, SIG_DFL);
+    /* Ctrl-C on a terminal, or `kill -TERM -PGID`, reaches the whole group:
+     * shutting down is the supervisor's decision, so the zygote ignores
+     * them (it leaves when its socket closes or its parent dies). */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &chld, NULL);
+    Z.sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (Z.sigfd < 0)
+        _exit(1);
+    for (;;) {
+        struct pollfd p[2] = { { Z.fd, POLLIN, 0 }, { Z.sigfd, POLLIN, 0 } };
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            zygote_shutdown();
+        if (p[1].revents & POLLIN)
+            reap_workers();
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !handle_messages())
+            zygote_shutdown();
+    }
+}
+
+int zygote_start(lua_State *L, int handler_ref, pid_t *pid)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    /* Room for the largest message; if the kernel caps the buffers lower,
+     * a larger message fails with EMSGSIZE and that cleaning fails. */
+    int size = (int)WMSG_MAX + 4096;
+    for (int i = 0; i < 2; i++) {
+        if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size) != 0 ||
+            setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0)
+            fprintf(stderr, "bosk janitor: worker socket buffers: %s\n", strerror(errno));
+    }
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        close(sv[0]);
+        Z.fd = sv[1];
+        Z.L = L;
+        Z.handler_ref = handler_ref;
+        zygote_main();
+    }
+    int e = errno;
+    close(sv[1]);
+    if (child < 0) {
+        close(sv[0]);
+        errno = e;
+        return -1;
+    }
+    *pid = child;
+    return sv[0];
+}

@@ -1,0 +1,488 @@
+/* handlers.c: request routing and replies (see handlers.h).
+ *
+ * Keep-alive: libmicrohttpd closes the connection when a response is
+ * queued before the request's upload has been consumed, so nothing is
+ * queued on the first call for a request: it only allocates the request
+ * state. Later calls consume the body; the reply is queued on the call
+ * that reports upload_data_size == 0. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "core/godur.h"
+#include "server/handlers.h"
+
+typedef struct {
+    double started;
+    jbuf body;
+    int too_big;
+} request;
+
+typedef struct {
+    int status;
+    jbuf body;
+    const char *content_type;
+    int error;                 /* adds X-Content-Type-Options: nosniff */
+    const char *location;
+} reply;
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *arg(struct MHD_Connection *c, const char *name)
+{
+    const char *v = dl_mhd.lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    return v ? v : "";
+}
+
+static void fail(reply *rp, int status, const char *text)
+{
+    rp->status = status;
+    rp->error = 1;
+    rp->content_type = "text/plain; charset=utf-8";
+    jbuf_adds(&rp->body, text);
+    jbuf_addc(&rp->body, '\n');
+}
+
+static void failf(reply *rp, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void failf(reply *rp, int status, const char *fmt, ...)
+{
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fail(rp, status, msg);
+}
+
+static int status_of(ranch_code rc)
+{
+    switch (rc) {
+    case RANCH_OK: return 200;
+    case RANCH_NOT_FOUND: case RANCH_TYPE_NOT_FOUND: return 404;
+    case RANCH_OWNER_MISMATCH: return 401;
+    case RANCH_STATE_MISMATCH: return 409;
+    case RANCH_BAD_REQUEST: return 400;
+    default: return 500;
+    }
+}
+
+/* A ranch outcome: body on success; "context: error" otherwise. */
+static void outcome(reply *rp, ranch_code rc, jbuf *out, const char *context)
+{
+    if (rc == RANCH_OK) {
+        rp->status = 200;
+        jbuf_add(&rp->body, out->data ? out->data : "", out->len);
+        if (out->len)
+            rp->content_type = "text/plain; charset=utf-8";
+        return;
+    }
+    if (context)
+        failf(rp, status_of(rc), "%s: %s", context, out->data ? out->data : "");
+    else
+        fail(rp, status_of(rc), out->data ? out->data : "");
+}
+
+static int is_post(reply *rp, const char *method, const char *path)
+{
+    if (strcmp(method, "POST") == 0)
+        return 1;
+    failf(rp, 405, "Method %s, %s only accepts POST.", method, path);
+    return 0;
+}
+
+static void h_acquire(handlers_ctx *h, struct MHD_Connection *c, const char *method, reply *rp)
+{
+    if (!is_post(rp, method, "/acquire"))
+        return;
+    const char *type = arg(c, "type"), *state = arg(c, "state"), *dest = arg(c, "dest"),
+               *owner = arg(c, "owner"), *rid = arg(c, "request_id");
+    if (!*type || !*state || !*dest || !*owner) {
+        failf(rp, 400, "Bad request: Type: %s, state: %s, dest: %s, owner: %s, all of them "
+              "must be set in the request.", type, state, dest, owner);
+        return;
+    }
+    jbuf out;
+    jbuf_init(&out);
+    double waited = 0;
+    ranch_code rc = ranch_acquire(h->ranch, type, state, dest, owner, rid, &out, &waited);
+    outcome(rp, rc, &out, "Acquire failed");
+    if (rc == RANCH_OK)
+        prom_observe_acquire(h->prom, type, state, dest, *rid != '\0', waited);
+    jbuf_free(&out);
+}
+
+static void h_acquire_by_state(handlers_ctx *h, struct MHD_Connection *c, const char *method,
+                               reply *rp)
+{
+    if (!is_post(rp, method, "/acquire"))
+        return;
+    const char *state = arg(c, "state"), *dest = arg(c, "dest"), *owner = arg(c, "owner"),
+               *names = arg(c, "names");
+    if (!*state || !*dest || !*owner || !*names) {
+        failf(rp, 400, "state: %s, dest: %s, owner: %s, names: %s - all of them must be set "
+              "in the request.", state, dest, owner, names);
+        return;
+    }
+    jbuf out;
+    jbuf_init(&out);
+    outcome(rp, ranch_acquire_by_state(h->ranch, state, dest, owner, names, &out), &out,
+            "AcquireByState");
+    jbuf_free(&out);
+}
+
+static void h_release(handlers_ctx *h, struct MHD_Connection *c, const char *method, reply *rp)
+{
+    if (!is_post(rp, method, "/release"))
+        return;
+    const char *name = arg(c, "name"), *dest = arg(c, "dest"), *owner = arg(c, "owner");
+    if (!*name || !*dest || !*owner) {
+        failf(rp, 400, "Name: %s, dest: %s, owner: %s, all of them must be set in the request.",
+              name, dest, owner);
+        return;
+    }
+    jbuf out, ctx;
+    jbuf_init(&out);
+    jbuf_init(&ctx);
+    jbuf_printf(&ctx, "Done failed: %s - %s (from %s)", name, dest, owner);
+    outcome(rp, ranch_release(h->ranch, name, dest, owner, &out), &out, ctx.data);
+    jbuf_free(&out);
+    jbuf_free(&ctx);
+}
+
+static void h_update(handlers_ctx *h, struct MHD_Connection *c, const char *method,
+                     request *rq, reply *rp)
+{
+    if (!is_post(rp, method, "/update"))
+        return;
+    const char *name = arg(c, "name"), *owner = arg(c, "owner"), *state = arg(c, "state");
+    if (!*name || !*owner || !*state) {
+        failf(rp, 400, "Name: %s, owner: %s, state : %s, all of them must be set in the request.",
+              name, owner, state);
+        return;
+    }
+    char err[512], *merged = NULL;
+    if (gojson_merge_userdata("{}", rq->body.data, rq->body.len, &merged, err, sizeof err) != 0) {
+        fail(rp, 400, err);
+        return;
+    }
+    free(merged);
+    jbuf out, ctx;
+    jbuf_init(&out);
+    jbuf_init(&ctx);
+    jbuf_printf(&ctx, "Update failed: %s - %s (%s)", name, state, owner);
+    outcome(rp, ranch_update(h->ranch, name, owner, state, rq->body.data, rq->body.len, &out),
+            &out, ctx.data);
+    jbuf_free(&out);
+    jbuf_free(&ctx);
+}
+
+static void h_reset(handlers_ctx *h, struct MHD_Connection *c, const char *method, reply *rp)
+{
+    if (!is_post(rp, method, "/reset"))
+        return;
+    const char *type = arg(c, "type"), *state = arg(c, "state"), *expire = arg(c, "expire"),
+               *dest = arg(c, "dest");
+    if (!*type || !*state || !*expire || !*dest) {
+        failf(rp, 400, "Type: %s, state: %s, expire: %s, dest: %s, all of them must be set in "
+              "the request.", type, state, expire, dest);
+        return;
+    }
+    int64_t ns;
+    char err[512];
+    if (godur_parse(expire, strlen(expire), &ns, err, sizeof err) != 0) {
+        fail(rp, 400, err);
+        return;
+    }
+    jbuf out;
+    jbuf_init(&out);
+    outcome(rp, ranch_reset(h->ranch, type, state, ns, dest, &out), &out, "could not reset states");
+    jbuf_free(&out);
+}
+
+static void h_metric(handlers_ctx *h, struct MHD_Connection *c, const char *method, reply *rp)
+{
+    if (strcmp(method, "GET") != 0) {
+        fail(rp, 405, "/metric only accepts GET");
+        return;
+    }
+    const char *type = arg(c, "type");
+    if (!*type) {
+        fail(rp, 400, "Type must be set in the request.");
+        return;
+    }
+    jbuf out;
+    jbuf_init(&out);
+    ranch_code rc = ranch_metric(h->ranch, type, &out);
+    outcome(rp, rc, &out, NULL);
+    if (rc == RANCH_OK)
+        rp->content_type = "application/json";
+    jbuf_free(&out);
+}
+
+static int is_get(reply *rp, const char *method, const char *path)
+{
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+        return 1;
+    failf(rp, 405, "Method %s, %s only accepts GET.", method, path);
+    return 0;
+}
+
+static void h_resources(handlers_ctx *h, struct MHD_Connection *c, const char *method, reply *rp)
+{
+    if (!is_get(rp, method, "/resources"))
+        return;
+    jbuf out;
+    jbuf_init(&out);
+    ranch_list(h->ranch, arg(c, "type"), arg(c, "state"), arg(c, "owner"), &out);
+    outcome(rp, RANCH_OK, &out, NULL);
+    rp->content_type = "application/json";
+    jbuf_free(&out);
+}
+
+static void h_metrics(handlers_ctx *h, const char *method, reply *rp)
+{
+    if (!is_get(rp, method, "/metrics"))
+        return;
+    rp->status = 200;
+    rp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ranch_prom_resources(h->ranch, &rp->body);
+    prom_write(h->prom, &rp->body);
+}
+
+/* ---- routing ---- */
+
+/* Go's ServeMux cleanPath: path.Clean, keeping a trailing slash. */
+static char *clean_path(const char *p)
+{
+    size_t n = strlen(p);
+    char *out = malloc(n + 3);
+    if (out == NULL)
+        return NULL;
+    size_t w = 0;
+    const char *s = p;
+    while (*s) {
+        while (*s == '/')
+            s++;
+        const char *e = strchr(s, '/');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        if (len == 0 || (len == 1 && s[0] == '.')) {
+            /* skip */
+        } else if (len == 2 && s[0] == '.' && s[1] == '.') {
+            while (w > 0 && out[--w] != '/')
+                ;
+        } else {
+            out[w++] = '/';
+            memcpy(out + w, s, len);
+            w += len;
+        }
+        s += len;
+    }
+    if (w == 0)
+        out[w++] = '/';
+    if (n > 0 && p[n - 1] == '/' && !(w == 1 && out[0] == '/'))
+        out[w++] = '/';
+    out[w] = '\0';
+    return out;
+}
+
+static void query_escape(jbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~')
+            jbuf_addc(b, (char)ch);
+        else if (ch == ' ')
+            jbuf_addc(b, '+');
+        else {
+            char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
+            jbuf_add(b, e, 3);
+        }
+    }
+}
+
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    jbuf *b = cls;
+    jbuf_addc(b, b->len ? '&' : '?');
+    query_escape(b, key);
+    if (value) {
+        jbuf_addc(b, '=');
+        query_escape(b, value);
+    }
+    return MHD_YES;
+}
+
+/* 301 to the cleaned path, as Go's ServeMux answers. */
+static void redirect(struct MHD_Connection *c, const char *method, const char *clean, reply *rp)
+{
+    jbuf loc;
+    jbuf_init(&loc);
+    jbuf_adds(&loc, clean);
+    jbuf query;
+    jbuf_init(&query);
+    dl_mhd.get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &query);
+    if (query.len)
+        jbuf_add(&loc, query.data, query.len);
+    jbuf_free(&query);
+    rp->status = 301;
+    rp->location = loc.data ? strdup(loc.data) : NULL;
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        rp->content_type = "text/html; charset=utf-8";
+        jbuf_adds(&rp->body, "<a href=\"");
+        for (const char *s = loc.data ? loc.data : ""; *s; s++) {
+            if (*s == '&') jbuf_adds(&rp->body, "&amp;");
+            else if (*s == '"') jbuf_adds(&rp->body, "&#34;");
+            else if (*s == '<') jbuf_adds(&rp->body, "&lt;");
+            else if (*s == '>') jbuf_adds(&rp->body, "&gt;");
+            else if (*s == '\'') jbuf_adds(&rp->body, "&#39;");
+            else jbuf_addc(&rp->body, *s);
+        }
+        jbuf_adds(&rp->body, "\">Moved Permanently</a>.\n\n");
+    }
+    jbuf_free(&loc);
+}
+
+static const char *const api_paths[] = {
+    "/acquire", "/acquirebystate", "/release", "/reset", "/update", "/metric",
+};
+
+static const char *metric_path(const char *url)
+{
+    for (size_t i = 0; i < sizeof api_paths / sizeof api_paths[0]; i++)
+        if (strcmp(url, api_paths[i]) == 0)
+            return api_paths[i];
+    return "unmatched";
+}
+
+static void route(handlers_ctx *h, struct MHD_Connection *c, const char *url,
+                  const char *method, request *rq, reply *rp)
+{
+    if (h->metrics_only) {
+        if (strcmp(url, "/metrics") == 0)
+            h_metrics(h, method, rp);
+        else
+            fail(rp, 404, "404 page not found");
+        return;
+    }
+    if (strcmp(url, "/acquire") == 0) h_acquire(h, c, method, rp);
+    else if (strcmp(url, "/acquirebystate") == 0) h_acquire_by_state(h, c, method, rp);
+    else if (strcmp(url, "/release") == 0) h_release(h, c, method, rp);
+    else if (strcmp(url, "/update") == 0) h_update(h, c, method, rq, rp);
+    else if (strcmp(url, "/reset") == 0) h_reset(h, c, method, rp);
+    else if (strcmp(url, "/metric") == 0) h_metric(h, c, method, rp);
+    else if (strcmp(url, "/metrics") == 0) h_metrics(h, method, rp);
+    else if (strcmp(url, "/resources") == 0) h_resources(h, c, method, rp);
+    else rp->status = 200;      /* upstream's health catch-all */
+}
+
+static void dispatch(handlers_ctx *h, struct MHD_Connection *c, const char *url,
+                     const char *method, request *rq, reply *rp)
+{
+    if (rq->too_big) {
+        failf(rp, 413, "request body larger than %d bytes", HANDLERS_MAX_BODY);
+        return;
+    }
+    char *clean = clean_path(url && *url ? url : "/");
+    if (clean == NULL) {
+        fail(rp, 500, "out of memory");
+    } else if (url[0] != '/' || strcmp(clean, url) != 0) {
+        redirect(c, method, clean, rp);
+    } else {
+        route(h, c, url, method, rq, rp);
+    }
+    free(clean);
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, reply *rp)
+{
+    size_t len = rp->body.oom ? 0 : rp->body.len;
+    struct MHD_Response *resp;
+    if (len)
+        resp = dl_mhd.create_response_from_buffer(len, rp->body.data, MHD_RESPMEM_MUST_FREE);
+    else
+        resp = dl_mhd.create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return MHD_NO;
+    if (len)
+        jbuf_init(&rp->body);     /* MHD frees the data now */
+    if (rp->content_type)
+        dl_mhd.add_response_header(resp, "Content-Type", rp->content_type);
+    if (rp->error)
+        dl_mhd.add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (rp->location)
+        dl_mhd.add_response_header(resp, "Location", rp->location);
+    enum MHD_Result ok = dl_mhd.queue_response(c, (unsigned)rp->status, resp);
+    dl_mhd.destroy_response(resp);
+    return ok;
+}
+
+static void consume(request *rq, const char *data, size_t n)
+{
+    if (rq->too_big)
+        return;
+    if (rq->body.len + n > HANDLERS_MAX_BODY) {
+        rq->too_big = 1;
+        jbuf_free(&rq->body);
+        return;
+    }
+    jbuf_add(&rq->body, data, n);
+}
+
+enum MHD_Result handlers_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version,
+                                const char *upload_data, size_t *upload_data_size,
+                                void **con_cls)
+{
+    handlers_ctx *h = cls;
+    request *rq = *con_cls;
+    if (rq == NULL) {
+        if ((rq = calloc(1, sizeof *rq)) == NULL)
+            return MHD_NO;
+        rq->started = mono_seconds();
+        jbuf_init(&rq->body);
+        *con_cls = rq;
+        __atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (strcmp(url, "/update") == 0)
+            consume(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    reply rp = { 500, { 0 }, NULL, 0, NULL };
+    jbuf_init(&rp.body);
+    dispatch(h, conn, url, method, rq, &rp);
+    size_t size = rp.body.len;
+    enum MHD_Result ok = send_reply(conn, &rp);
+    const char *ua = dl_mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
+    prom_observe_http(h->prom, metric_path(url), method, rp.status, ua,
+                      mono_seconds() - rq->started, size);
+    jbuf_free(&rp.body);
+    free((void *)rp.location);
+    return ok;
+}
+
+void handlers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    handlers_ctx *h = cls;
+    request *rq = *con_cls;
+    if (rq == NULL)
+        return;
+    jbuf_free(&rq->body);
+    free(rq);
+    *con_cls = NULL;
+    __atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+}

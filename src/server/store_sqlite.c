@@ -1,0 +1,219 @@
+/* store_sqlite.c: the "sqlite:PATH" store. WAL journal with
+ * synchronous=NORMAL: a commit reaches the OS before the ranch answers, so
+ * every acknowledged change survives kill -9 of the server (a power loss
+ * may drop the last transactions, never corrupt the file). Only the
+ * ranch's lock ever touches the connection, and the file is locked for
+ * this process alone. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+#include "server/store.h"
+
+typedef struct {
+    store base;
+    sqlite3 *db;
+    sqlite3_stmt *begin, *commit, *rollback, *put, *del, *put_drlc, *del_drlc;
+} sqlite_store;
+
+/* Exclusive locking: a second server on the same file fails at start
+ * instead of leasing the same resources twice. */
+static const char schema[] =
+    "PRAGMA locking_mode=EXCLUSIVE;"
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS resources("
+    " name TEXT PRIMARY KEY, type TEXT NOT NULL, state TEXT NOT NULL,"
+    " owner TEXT NOT NULL, lastupdate INTEGER NOT NULL, expiration INTEGER,"
+    " userdata TEXT NOT NULL, seq INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS lifecycles(type TEXT PRIMARY KEY, spec TEXT NOT NULL);";
+
+static int fail(sqlite_store *s, const char *what, char *err, size_t n)
+{
+    snprintf(err, n, "sqlite %s: %s", what, sqlite3_errmsg(s->db));
+    return -1;
+}
+
+static int run(sqlite_store *s, sqlite3_stmt *st, const char *what, char *err, size_t n)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return fail(s, what, err, n);
+    return 0;
+}
+
+static int sq_begin(store *b, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    return run(s, s->begin, "begin", err, n);
+}
+
+static int sq_commit(store *b, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    return run(s, s->commit, "commit", err, n);
+}
+
+static void sq_rollback(store *b)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    if (!sqlite3_get_autocommit(s->db)) {
+        sqlite3_step(s->rollback);
+        sqlite3_reset(s->rollback);
+    }
+}
+
+static int sq_put(store *b, const store_rec *r, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    sqlite3_stmt *st = s->put;
+    if (sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 2, r->type, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 3, r->state, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 4, r->owner, -1, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 5, r->lastupdate) ||
+        (r->has_exp ? sqlite3_bind_int64(st, 6, r->expiration) : sqlite3_bind_null(st, 6)) ||
+        sqlite3_bind_text(st, 7, r->userdata, -1, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)r->seq))
+        return fail(s, "bind resource", err, n);
+    return run(s, st, "write resource", err, n);
+}
+
+static int sq_del(store *b, const char *name, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    if (sqlite3_bind_text(s->del, 1, name, -1, SQLITE_STATIC))
+        return fail(s, "bind name", err, n);
+    return run(s, s->del, "delete resource", err, n);
+}
+
+static int sq_put_drlc(store *b, const char *type, const char *json, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    if (sqlite3_bind_text(s->put_drlc, 1, type, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(s->put_drlc, 2, json, -1, SQLITE_STATIC))
+        return fail(s, "bind lifecycle", err, n);
+    return run(s, s->put_drlc, "write lifecycle", err, n);
+}
+
+static int sq_del_drlc(store *b, const char *type, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    if (sqlite3_bind_text(s->del_drlc, 1, type, -1, SQLITE_STATIC))
+        return fail(s, "bind lifecycle", err, n);
+    return run(s, s->del_drlc, "delete lifecycle", err, n);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? (const char *)t : "";
+}
+
+static int load_resources(sqlite_store *s, void *ctx, int (*fn)(void *, const store_rec *),
+                          char *err, size_t n)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT type, name, state, owner, userdata, lastupdate,"
+                           " expiration, seq FROM resources ORDER BY seq", -1, &st, NULL))
+        return fail(s, "load", err, n);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_rec r = {
+            col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
+            col_text(st, 4), sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6),
+            sqlite3_column_type(st, 6) != SQLITE_NULL, (uint64_t)sqlite3_column_int64(st, 7),
+        };
+        if (fn(ctx, &r) != 0) {
+            sqlite3_finalize(st);
+            snprintf(err, n, "sqlite load: cannot add resource %s", r.name);
+            return -1;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "load", err, n);
+}
+
+static int load_drlcs(sqlite_store *s, void *ctx, int (*fn)(void *, const char *, const char *),
+                      char *err, size_t n)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT type, spec FROM lifecycles ORDER BY type", -1, &st, NULL))
+        return fail(s, "load lifecycles", err, n);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (fn(ctx, col_text(st, 0), col_text(st, 1)) != 0) {
+            sqlite3_finalize(st);
+            snprintf(err, n, "sqlite load: bad lifecycle %s", col_text(st, 0));
+            return -1;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "load lifecycles", err, n);
+}
+
+static int sq_load(store *b, void *ctx, int (*fn)(void *, const store_rec *),
+                   int (*fn_drlc)(void *, const char *, const char *), char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    if (load_resources(s, ctx, fn, err, n) != 0)
+        return -1;
+    return load_drlcs(s, ctx, fn_drlc, err, n);
+}
+
+static void sq_close(store *b)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    sqlite3_stmt *all[] = { s->begin, s->commit, s->rollback, s->put, s->del,
+                            s->put_drlc, s->del_drlc };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        sqlite3_finalize(all[i]);
+    if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
+        fprintf(stderr, "bosk server: closing the sqlite store: %s\n", sqlite3_errmsg(s->db));
+    free(s);
+}
+
+static const store_ops sqlite_ops = {
+    sq_load, sq_begin, sq_put, sq_del, sq_put_drlc, sq_del_drlc, sq_commit, sq_rollback, sq_close,
+};
+
+static int prepare(sqlite_store *s)
+{
+    struct { sqlite3_stmt **st; const char *sql; } list[] = {
+        { &s->begin, "BEGIN IMMEDIATE" },
+        { &s->commit, "COMMIT" },
+        { &s->rollback, "ROLLBACK" },
+        { &s->put, "INSERT OR REPLACE INTO resources(name, type, state, owner, lastupdate,"
+                   " expiration, userdata, seq) VALUES(?, ?, ?, ?, ?, ?, ?, ?)" },
+        { &s->del, "DELETE FROM resources WHERE name = ?" },
+        { &s->put_drlc, "INSERT OR REPLACE INTO lifecycles(type, spec) VALUES(?, ?)" },
+        { &s->del_drlc, "DELETE FROM lifecycles WHERE type = ?" },
+    };
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st, NULL))
+            return -1;
+    return 0;
+}
+
+store *store_sqlite_open(const char *path, char *err, size_t n)
+{
+    sqlite_store *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, n, "out of memory opening sqlite store %s", path);
+        return NULL;
+    }
+    s->base.ops = &sqlite_ops;
+    s->base.kind = "sqlite";
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(s->db, 1000) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK || prepare(s) != 0) {
+        snprintf(err, n, "cannot open sqlite store %s: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        sq_close(&s->base);
+        return NULL;
+    }
+    return &s->base;
+}
