@@ -1,6 +1,8 @@
 -- testlib: the small harness every tests/*_test.lua uses.
--- Prints TAP-style lines counted by tests/run.sh. Processes started through
--- it are killed when the file ends; every wait is bounded in time.
+-- Prints TAP lines ("ok - name", "not ok - name", "ok - name # skip why");
+-- tests/lib/tap.lua runs a file and adds the plan line from the counts
+-- kept here. Processes started through it are killed when the file ends;
+-- every wait is bounded in time.
 local core = require "bosk.core"
 local T = {}
 
@@ -10,7 +12,10 @@ if T.bosk:sub(1, 1) ~= "/" then T.bosk = T.root .. "/" .. T.bosk end
 package.path = T.root .. "/tests/lib/?.lua;" .. package.path
 
 local procs, tmpdirs = {}, {}
-local counts = { passed = 0, failed = 0 }
+-- Shared by every copy of this file in one process (test files load it
+-- with dofile) and read by tests/lib/tap.lua for the plan.
+local counts = rawget(_G, "__testlib_counts") or { passed = 0, failed = 0, skipped = 0 }
+_G.__testlib_counts = counts
 
 local function dump(v, depth)
   depth = depth or 0
@@ -70,7 +75,11 @@ function T.test(name, fn)
   end
   io.stdout:flush()
 end
-function T.skip(name, why) print("ok - " .. name .. " # skip " .. why) end
+function T.skip(name, why)
+  counts.skipped = counts.skipped + 1
+  print("ok - " .. name .. " # skip " .. why)
+  io.stdout:flush()
+end
 
 -- T.wait_until(fn, seconds, what): polls fn every 20 ms until it returns a
 -- truthy value or the deadline passes (then raises naming `what`; a
