@@ -12,6 +12,9 @@
 #include "core/godur.h"
 #include "core/gojson.h"
 
+/* Repeated keys noted in full; beyond, only counted. */
+#define MAX_WARNINGS 10
+
 typedef struct {
     yaml_document_t *doc;
     const char *source;
@@ -128,8 +131,6 @@ static int cmp_key_ref(const void *a, const void *b)
     int c = strcmp(x->key, y->key);
     return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
-
-#define MAX_WARNINGS 10
 
 static int cmp_key_ref_fold(const void *a, const void *b)
 {
