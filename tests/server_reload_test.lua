@@ -48,4 +48,33 @@ T.test("file change triggers a reload; a bad file keeps the old config", functio
   S.stop(T, srv)
 end)
 
+-- A repeated key made a running server segfault (memory storage then lost
+-- every lease). Now the file decodes as upstream's does; one whose value
+-- is invalid, or an alias bomb, takes the "reload failed" path at once.
+T.test("repeated keys and alias bombs in the watched file: answers, keeps its leases", function()
+  local srv = S.start(T, { config = "resources:\n- type: t\n  names: [a, b]\n" })
+  local c = S.new(T, srv)
+  T.eq(c.acquire("t", "free", "busy", "o"), 200, "lease one")
+  local held = c.by_name{}
+  local owned = held.a.owner == "o" and "a" or "b"
+  T.write_file(srv.config, "resources:\n- type: t\n  names: [a]\nresources:\n- type: t\n"
+                           .. "  names: [x]\n  names: [a, b, c]\nResources:\n- type: t\n  names: [y]\n")
+  T.wait_until(function() return names_of(c) == "a,b,c" end, 8, "the last names of the lowercase key")
+  T.contains(srv.proc:output(), "key resources given 3 times (lines 1, 4, 8)", "repeat logged")
+  T.write_file(srv.config, "resources:\n- type: t\n  names: [a, b]\n  names: [a, b, NOPE]\n")
+  T.wait_until(function() return srv.proc:output():find("NOPE", 1, true) end, 8, "failure logged")
+  T.contains(srv.proc:output(), "reload failed, keeping the previous config", "failure path")
+  local names = {}
+  for i = 1, 1500 do names[i] = "n" .. i end
+  T.write_file(srv.config, "x: &n [" .. table.concat(names, ", ") .. "]\nresources:\n"
+                           .. "- &e {type: t, names: *n}\n" .. string.rep("- *e\n", 1499))
+  local t0 = T.now()
+  T.wait_until(function() return srv.proc:output():find("alias bomb", 1, true) end, 8, "bomb refused")
+  T.ok(T.now() - t0 < 4, "refused within a reload period or so", T.now() - t0)
+  T.eq(names_of(c), "a,b,c", "old config kept")
+  T.eq(c.by_name{}[owned].owner, "o", "lease kept")
+  T.eq(c.release(owned, "free", "o"), 200, "released by its owner")
+  S.stop(T, srv)
+end)
+
 T.cleanup()

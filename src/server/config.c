@@ -12,23 +12,51 @@
 #include "core/godur.h"
 #include "core/gojson.h"
 
+/* Repeated keys noted in full; beyond, only counted. */
+#define MAX_WARNINGS 10
+
 typedef struct {
     yaml_document_t *doc;
     const char *source;
     jbuf err;             /* first decode error */
+    size_t budget;        /* nodes left to decode, aliases expanded */
+    jbuf warnings;        /* repeated keys, "; "-separated */
+    size_t n_warnings;
 } decoder;
 
-static void decode_error(decoder *d, const yaml_node_t *n, const char *fmt, const char *what)
+static void decode_error(decoder *d, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void decode_error(decoder *d, const yaml_node_t *n, const char *fmt, ...)
 {
     if (d->err.len)
         return;
-    jbuf_printf(&d->err, "%s:%lu: ", d->source, (unsigned long)n->start_mark.line + 1);
-    jbuf_printf(&d->err, fmt, what);
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    jbuf_printf(&d->err, "%s:%lu: %s", d->source, (unsigned long)n->start_mark.line + 1, msg);
 }
 
 static yaml_node_t *node(decoder *d, int index)
 {
     return yaml_document_get_node(d->doc, index);
+}
+
+/* libyaml keeps an alias as a second reference to its anchor's node, so
+ * the document stays small, but decoding visits the node once per
+ * reference: a few KB of nested aliases would expand to millions of
+ * copies. Every collection charges its children to a budget of the
+ * document's own node count plus CONFIG_MAX_ALIAS_NODES. */
+static int charge(decoder *d, const yaml_node_t *n, size_t children)
+{
+    if (children <= d->budget) {
+        d->budget -= children;
+        return 0;
+    }
+    decode_error(d, n, "aliases expand to more than %d nodes beyond the file's own; "
+                 "refusing the config (an alias bomb?)", CONFIG_MAX_ALIAS_NODES);
+    return -1;
 }
 
 static int is_null(const yaml_node_t *n)
@@ -71,8 +99,138 @@ static int scalar_int(decoder *d, const yaml_node_t *n, const char *field, int64
     return 0;
 }
 
+/* A null leaves a string as it was, as it leaves any Go string. */
+static int string_field(decoder *d, const yaml_node_t *v, const char *field, char **slot)
+{
+    if (is_null(v))
+        return 0;
+    char *s = scalar_dup(d, v, field);
+    if (s == NULL)
+        return -1;
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+/* ---- keys in the order Go applies them ----
+ * Boskos reads its config with sigs.k8s.io/yaml: the YAML mapping becomes
+ * a Go map (a key repeated exactly keeps its last value), is re-encoded
+ * as a JSON object (keys sorted bytewise) and decoded by encoding/json,
+ * which assigns every key that matches a field case-insensitively, in
+ * that order. So of `resources:` and `Resources:` the lowercase one wins
+ * wherever it stands, and of two `names:` the last one. */
+typedef struct {
+    const char *key;
+    size_t pos;
+    const yaml_node_t *value;
+} key_ref;
+
+static int cmp_key_ref(const void *a, const void *b)
+{
+    const key_ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static int cmp_key_ref_fold(const void *a, const void *b)
+{
+    const key_ref *x = a, *y = b;
+    int c = strcasecmp(x->key, y->key);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static unsigned long key_line(decoder *d, const yaml_node_t *map, size_t pos)
+{
+    return (unsigned long)node(d, map->data.mapping.pairs.start[pos].key)->start_mark.line + 1;
+}
+
+/* One warning for a group of keys that name the same thing (in file
+ * order): which value counts. Go merges differently spelt `needs` and
+ * `config` keys, since it decodes them into the same map or struct. */
+static void warn_group(decoder *d, const yaml_node_t *map, const key_ref *group, size_t n)
+{
+    if (d->n_warnings++ >= MAX_WARNINGS)
+        return;
+    const key_ref *last = &group[0];
+    int spellings = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (cmp_key_ref(&group[i], last) > 0)
+            last = &group[i];
+        spellings |= strcmp(group[i].key, group[0].key) != 0;
+    }
+    int merges = spellings && (!strcasecmp(last->key, "needs") || !strcasecmp(last->key, "config"));
+    if (d->warnings.len)
+        jbuf_adds(&d->warnings, "; ");
+    jbuf_printf(&d->warnings, "%s:%lu: key %s given %zu times (lines", d->source,
+                key_line(d, map, group[0].pos), group[0].key, n);
+    for (size_t i = 0; i < n && i < 5; i++)
+        jbuf_printf(&d->warnings, "%s%lu", i ? ", " : " ", key_line(d, map, group[i].pos));
+    jbuf_adds(&d->warnings, n > 5 ? ", ...)" : ")");
+    if (merges)
+        jbuf_adds(&d->warnings, "; their values are merged, as upstream boskos merges them");
+    else
+        jbuf_printf(&d->warnings, "; the value on line %lu counts, as in upstream boskos",
+                    key_line(d, map, last->pos));
+}
+
+/* Warns about keys that repeat one another: exactly, or for the fields of
+ * a struct (fold) case-insensitively. refs: sorted by Go's order. */
+static void warn_repeats(decoder *d, const yaml_node_t *map, const key_ref *refs, size_t k, int fold)
+{
+    if (k < 2)
+        return;
+    key_ref *by_name = malloc(k * sizeof *by_name);
+    if (by_name == NULL)
+        return; /* a warning is not worth failing for */
+    memcpy(by_name, refs, k * sizeof *by_name);
+    int (*cmp)(const void *, const void *) = fold ? cmp_key_ref_fold : cmp_key_ref;
+    qsort(by_name, k, sizeof *by_name, cmp);
+    for (size_t a = 0, b; a < k; a = b) {
+        for (b = a + 1; b < k; b++)
+            if ((fold ? strcasecmp : strcmp)(by_name[a].key, by_name[b].key) != 0)
+                break;
+        if (b - a > 1)
+            warn_group(d, map, &by_name[a], b - a);
+    }
+    free(by_name);
+}
+
+/* The scalar-keyed pairs of mapping n, sorted, each key once (its last
+ * value); *count of them. NULL with the error set on failure. Other keys
+ * are skipped, as unknown fields are. fold: n is a struct, whose fields
+ * match keys case-insensitively (else a map: exact keys). */
+static key_ref *go_order(decoder *d, const yaml_node_t *n, size_t *count, int fold)
+{
+    size_t total = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    if (charge(d, n, total) != 0)
+        return NULL;
+    key_ref *refs = calloc(total + 1, sizeof *refs);
+    if (refs == NULL) {
+        decode_error(d, n, "out of memory");
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < total; i++) {
+        const yaml_node_pair_t *p = &n->data.mapping.pairs.start[i];
+        const yaml_node_t *key = node(d, p->key);
+        if (key->type == YAML_SCALAR_NODE)
+            refs[k++] = (key_ref){ (const char *)key->data.scalar.value, i, node(d, p->value) };
+    }
+    if (k > 1)
+        qsort(refs, k, sizeof *refs, cmp_key_ref);
+    warn_repeats(d, n, refs, k, fold);
+    size_t kept = 0;
+    for (size_t i = 0; i < k; i++)
+        if (i + 1 == k || strcmp(refs[i].key, refs[i + 1].key) != 0)
+            refs[kept++] = refs[i];
+    *count = kept;
+    return refs;
+}
+
 static int lifespan(decoder *d, const yaml_node_t *n, config_entry *e)
 {
+    e->lifespan_ns = 0;
+    e->has_lifespan = 0;
     if (is_null(n))
         return 0;
     if (n->type != YAML_SCALAR_NODE) {
@@ -93,8 +251,22 @@ static int lifespan(decoder *d, const yaml_node_t *n, config_entry *e)
     return 0;
 }
 
+static void names_free(config_entry *e)
+{
+    for (size_t i = 0; i < e->n_names; i++)
+        free(e->names[i]);
+    free(e->names);
+    free(e->name_lines);
+    e->names = NULL;
+    e->name_lines = NULL;
+    e->n_names = 0;
+}
+
+/* A list replaces the one a previous `names` key gave (Go decodes a JSON
+ * array into a slice afresh). */
 static int names(decoder *d, const yaml_node_t *n, config_entry *e)
 {
+    names_free(e);
     if (is_null(n))
         return 0;
     if (n->type != YAML_SEQUENCE_NODE) {
@@ -102,6 +274,8 @@ static int names(decoder *d, const yaml_node_t *n, config_entry *e)
         return -1;
     }
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (charge(d, n, count) != 0)
+        return -1;
     e->names = calloc(count + 1, sizeof *e->names);
     e->name_lines = calloc(count + 1, sizeof *e->name_lines);
     if (e->names == NULL || e->name_lines == NULL) {
@@ -110,15 +284,19 @@ static int names(decoder *d, const yaml_node_t *n, config_entry *e)
     }
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
         yaml_node_t *item = node(d, *it);
-        char *name = scalar_dup(d, item, "names");
-        if (name == NULL && !is_null(item))
+        char *name = is_null(item) ? strdup("") : scalar_dup(d, item, "names");
+        if (name == NULL) {
+            decode_error(d, item, "%s: out of memory", "names");
             return -1;
+        }
         e->name_lines[e->n_names] = (int)item->start_mark.line + 1;
-        e->names[e->n_names++] = name ? name : strdup("");
+        e->names[e->n_names++] = name;
     }
     return 0;
 }
 
+/* Fields a later `config` key names replace those of an earlier one (Go
+ * decodes into the same struct). */
 static int mason_config(decoder *d, const yaml_node_t *n, config_entry *e)
 {
     if (is_null(n))
@@ -127,53 +305,94 @@ static int mason_config(decoder *d, const yaml_node_t *n, config_entry *e)
         decode_error(d, n, "%s: expected a mapping", "config");
         return -1;
     }
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node(d, p->key), *v = node(d, p->value);
-        if (k->type != YAML_SCALAR_NODE)
-            continue;
-        const char *key = (const char *)k->data.scalar.value;
-        char **slot = !strcasecmp(key, "type") ? &e->config_type
-                    : !strcasecmp(key, "content") ? &e->config_content : NULL;
-        if (slot == NULL)
-            continue;
-        free(*slot);
-        *slot = scalar_dup(d, v, "config");
+    size_t count;
+    key_ref *refs = go_order(d, n, &count, 1);
+    if (refs == NULL)
+        return -1;
+    for (size_t i = 0; i < count && !d->err.len; i++) {
+        char **slot = !strcasecmp(refs[i].key, "type") ? &e->config_type
+                    : !strcasecmp(refs[i].key, "content") ? &e->config_content : NULL;
+        if (slot != NULL)
+            string_field(d, refs[i].value, "config", slot);
     }
+    free(refs);
     return d->err.len ? -1 : 0;
 }
 
+/* One need from a key and value; the key must name a type. */
+static int need_of(decoder *d, const key_ref *ref, const yaml_node_t *map, config_need *out)
+{
+    const yaml_node_t *key = node(d, map->data.mapping.pairs.start[ref->pos].key);
+    if (is_null(key)) {
+        decode_error(d, key, "needs: a key must name a resource type, not be null");
+        return -1;
+    }
+    out->count = 0;
+    if (scalar_int(d, ref->value, "needs", &out->count) != 0)
+        return -1;
+    out->type = scalar_dup(d, key, "needs");
+    return out->type ? 0 : -1;
+}
+
+static void needs_free(config_entry *e)
+{
+    for (size_t i = 0; i < e->n_needs; i++)
+        free(e->needs[i].type);
+    free(e->needs);
+    e->needs = NULL;
+    e->n_needs = 0;
+}
+
+/* Needs are kept sorted by type. A later `needs` key adds to an earlier
+ * one's, replacing the counts of types both name (Go decodes into the
+ * same map): a merge of two sorted lists. */
 static int needs(decoder *d, const yaml_node_t *n, config_entry *e)
 {
-    if (is_null(n))
+    if (is_null(n)) {
+        needs_free(e); /* a null sets a Go map to nil */
         return 0;
+    }
     if (n->type != YAML_MAPPING_NODE) {
         decode_error(d, n, "%s: expected a mapping", "needs");
         return -1;
     }
-    size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    e->needs = calloc(count + 1, sizeof *e->needs);
-    if (e->needs == NULL)
+    size_t count;
+    key_ref *refs = go_order(d, n, &count, 0);
+    if (refs == NULL)
         return -1;
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        config_need *need = &e->needs[e->n_needs];
-        need->type = scalar_dup(d, node(d, p->key), "needs");
-        if (need->type == NULL)
-            return -1;
-        e->n_needs++;
-        if (scalar_int(d, node(d, p->value), "needs", &need->count) != 0)
-            return -1;
+    config_need *merged = calloc(e->n_needs + count + 1, sizeof *merged);
+    if (merged == NULL) {
+        free(refs);
+        decode_error(d, n, "%s: out of memory", "needs");
+        return -1;
     }
-    return 0;
+    size_t i = 0, j = 0, k = 0;
+    int rc = 0;
+    while (rc == 0 && (i < e->n_needs || j < count)) {
+        int c = i == e->n_needs ? 1 : j == count ? -1 : strcmp(e->needs[i].type, refs[j].key);
+        if (c < 0) {
+            merged[k++] = e->needs[i++];
+            continue;
+        }
+        if (c == 0)
+            free(e->needs[i++].type);
+        rc = need_of(d, &refs[j++], n, &merged[k]);
+        k += rc == 0;
+    }
+    while (i < e->n_needs)
+        free(e->needs[i++].type);
+    free(e->needs);
+    free(refs);
+    e->needs = merged;
+    e->n_needs = k;
+    return rc;
 }
 
 static int entry_field(decoder *d, const char *key, const yaml_node_t *v, config_entry *e)
 {
-    if (!strcasecmp(key, "type")) {
-        free(e->type);
-        e->type = scalar_dup(d, v, "type");
-    } else if (!strcasecmp(key, "state")) {
-        free(e->state);
-        e->state = scalar_dup(d, v, "state");
+    if (!strcasecmp(key, "type") || !strcasecmp(key, "state")) {
+        return string_field(d, v, !strcasecmp(key, "type") ? "type" : "state",
+                            !strcasecmp(key, "type") ? &e->type : &e->state);
     } else if (!strcasecmp(key, "names")) {
         return names(d, v, e);
     } else if (!strcasecmp(key, "min-count")) {
@@ -197,22 +416,39 @@ static int entry(decoder *d, const yaml_node_t *n, config_entry *e)
         decode_error(d, n, "%s: expected a mapping", "resources entry");
         return -1;
     }
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node(d, p->key);
-        if (k->type != YAML_SCALAR_NODE)
-            continue;
-        if (entry_field(d, (const char *)k->data.scalar.value, node(d, p->value), e) != 0)
-            return -1;
+    size_t count;
+    key_ref *refs = go_order(d, n, &count, 1);
+    if (refs == NULL)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = entry_field(d, refs[i].key, refs[i].value, e);
+    free(refs);
+    if (rc != 0)
+        return -1;
+    if ((e->state == NULL && (e->state = strdup("free")) == NULL) ||
+        (e->type == NULL && (e->type = strdup("")) == NULL)) {
+        decode_error(d, n, "%s: out of memory", "resources entry");
+        return -1;
     }
-    if (e->state == NULL && (e->state = strdup("free")) == NULL)
-        return -1;
-    if (e->type == NULL && (e->type = strdup("")) == NULL)
-        return -1;
     return 0;
 }
 
+static void entry_free(config_entry *e);
+
+static void entries_free(config *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        entry_free(&c->entries[i]);
+    free(c->entries);
+    c->entries = NULL;
+    c->n = 0;
+}
+
+/* A list replaces the one a previous `resources` key gave. */
 static int resources(decoder *d, const yaml_node_t *n, config *c)
 {
+    entries_free(c);
     if (is_null(n))
         return 0;
     if (n->type != YAML_SEQUENCE_NODE) {
@@ -220,9 +456,13 @@ static int resources(decoder *d, const yaml_node_t *n, config *c)
         return -1;
     }
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-    c->entries = calloc(count + 1, sizeof *c->entries);
-    if (c->entries == NULL)
+    if (charge(d, n, count) != 0)
         return -1;
+    c->entries = calloc(count + 1, sizeof *c->entries);
+    if (c->entries == NULL) {
+        decode_error(d, n, "%s: out of memory", "resources");
+        return -1;
+    }
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
         if (entry(d, node(d, *it), &c->entries[c->n++]) != 0)
             return -1;
@@ -238,13 +478,16 @@ static int decode(decoder *d, config *c)
         decode_error(d, root, "%s: expected a mapping at the top", "config");
         return -1;
     }
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = node(d, p->key);
-        if (k->type == YAML_SCALAR_NODE && !strcasecmp((const char *)k->data.scalar.value, "resources"))
-            if (resources(d, node(d, p->value), c) != 0)
-                return -1;
-    }
-    return 0;
+    size_t count;
+    key_ref *refs = go_order(d, root, &count, 1);
+    if (refs == NULL)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++)
+        if (!strcasecmp(refs[i].key, "resources"))
+            rc = resources(d, refs[i].value, c);
+    free(refs);
+    return rc;
 }
 
 static void yaml_error(const yaml_parser_t *p, const char *source, char *err, size_t err_len)
@@ -275,12 +518,21 @@ config *config_parse(const char *text, size_t len, const char *source, char *err
         free(c);
         return NULL;
     }
-    decoder d = { &doc, source, { 0 } };
+    size_t doc_nodes = (size_t)(doc.nodes.top - doc.nodes.start);
+    decoder d = { &doc, source, { 0 }, doc_nodes + CONFIG_MAX_ALIAS_NODES, { 0 }, 0 };
     jbuf_init(&d.err);
+    jbuf_init(&d.warnings);
     int rc = decode(&d, c);
     if (rc != 0)
         snprintf(err, err_len, "%s", d.err.len ? d.err.data : "out of memory reading config");
+    if (rc == 0 && d.n_warnings > MAX_WARNINGS)
+        jbuf_printf(&d.warnings, "; %zu more repeated keys", d.n_warnings - MAX_WARNINGS);
+    if (rc == 0 && d.warnings.len && (c->warnings = jbuf_strdup(&d.warnings)) == NULL) {
+        snprintf(err, err_len, "%s: out of memory reading config", source);
+        rc = -1;
+    }
     jbuf_free(&d.err);
+    jbuf_free(&d.warnings);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     if (rc == 0 && config_validate(c, source, err, err_len) == 0)
@@ -317,24 +569,18 @@ static void entry_free(config_entry *e)
 {
     free(e->type);
     free(e->state);
-    for (size_t i = 0; i < e->n_names; i++)
-        free(e->names[i]);
-    free(e->names);
-    free(e->name_lines);
+    names_free(e);
     free(e->config_type);
     free(e->config_content);
-    for (size_t i = 0; i < e->n_needs; i++)
-        free(e->needs[i].type);
-    free(e->needs);
+    needs_free(e);
 }
 
 void config_free(config *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->n; i++)
-        entry_free(&c->entries[i]);
-    free(c->entries);
+    entries_free(c);
+    free(c->warnings);
     free(c);
 }
 

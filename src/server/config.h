@@ -30,10 +30,15 @@ typedef struct {
 typedef struct {
     config_entry *entries;
     size_t n;
+    char *warnings;           /* NULL, or what a log should say (repeated keys) */
 } config;
 
 /* An entry without names describes dynamic resources (a DRLC). */
 #define CONFIG_IS_DYNAMIC(e) ((e)->n_names == 0)
+
+/* Aliases may make decoding visit at most this many nodes beyond those the
+ * file itself holds; more is refused as an alias bomb (docs/limits-config.md). */
+#define CONFIG_MAX_ALIAS_NODES 100000
 
 /* Parses and validates. NULL with the message in err on failure. */
 config *config_load_file(const char *path, char *err, size_t err_len);

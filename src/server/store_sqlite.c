@@ -4,14 +4,18 @@
  * may drop the last transactions, never corrupt the file). Only the
  * ranch's lock ever touches the connection, and the file is locked for
  * this process alone. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 #include "server/store.h"
 
 typedef struct {
     store base;
+    char *path;
     sqlite3 *db;
     sqlite3_stmt *begin, *commit, *rollback, *put, *del, *put_drlc, *del_drlc;
 } sqlite_store;
@@ -28,9 +32,48 @@ static const char schema[] =
     " userdata TEXT NOT NULL, seq INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS lifecycles(type TEXT PRIMARY KEY, spec TEXT NOT NULL);";
 
+/* Why SQLite could not open or write path, in words an operator can act
+ * on: its own messages ("unable to open database file", "disk I/O error",
+ * "attempt to write a readonly database") say neither which file nor that
+ * the folder is missing or not writable. SQLite creates its journal files
+ * next to the database, so the folder must be writable too. */
+static void explain(const char *path, sqlite3 *db, char *out, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    const char *sqlite_says = db ? sqlite3_errmsg(db) : "out of memory";
+    int sys = db ? sqlite3_system_errno(db) : 0;
+    struct stat st;
+    if (dir == NULL)
+        snprintf(out, n, "%s", sqlite_says);
+    else if (stat(dir, &st) != 0)
+        snprintf(out, n, "folder %s %s (sqlite: %s)", dir,
+                 errno == ENOENT ? "does not exist" : strerror(errno), sqlite_says);
+    else if (!S_ISDIR(st.st_mode))
+        snprintf(out, n, "%s is not a folder (sqlite: %s)", dir, sqlite_says);
+    else if (access(dir, W_OK | X_OK) != 0)
+        snprintf(out, n, "cannot write in folder %s: %s; SQLite keeps its journal next to "
+                 "the database (sqlite: %s)", dir, strerror(errno), sqlite_says);
+    else if (access(path, R_OK | W_OK) != 0 && errno != ENOENT)
+        snprintf(out, n, "%s: %s (sqlite: %s)", path, strerror(errno), sqlite_says);
+    else if (sys != 0)
+        snprintf(out, n, "%s (%s)", sqlite_says, strerror(sys));
+    else
+        snprintf(out, n, "%s", sqlite_says);
+    free(dir);
+}
+
 static int fail(sqlite_store *s, const char *what, char *err, size_t n)
 {
-    snprintf(err, n, "sqlite %s: %s", what, sqlite3_errmsg(s->db));
+    int code = sqlite3_errcode(s->db) & 0xff;
+    if (code == SQLITE_CANTOPEN || code == SQLITE_IOERR || code == SQLITE_READONLY ||
+        code == SQLITE_PERM) {
+        char why[1024];
+        explain(s->path, s->db, why, sizeof why);
+        snprintf(err, n, "sqlite %s %s: %s", what, s->path, why);
+    } else {
+        snprintf(err, n, "sqlite %s %s: %s", what, s->path, sqlite3_errmsg(s->db));
+    }
     return -1;
 }
 
@@ -126,9 +169,9 @@ static int load_resources(sqlite_store *s, void *ctx, int (*fn)(void *, const st
             col_text(st, 4), sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6),
             sqlite3_column_type(st, 6) != SQLITE_NULL, (uint64_t)sqlite3_column_int64(st, 7),
         };
-        if (fn(ctx, &r) != 0) {
+        if (fn(ctx, &r) != 0) { /* r's texts live until finalize */
+            snprintf(err, n, "sqlite load %s: cannot add resource %s (out of memory)", s->path, r.name);
             sqlite3_finalize(st);
-            snprintf(err, n, "sqlite load: cannot add resource %s", r.name);
             return -1;
         }
     }
@@ -144,9 +187,10 @@ static int load_drlcs(sqlite_store *s, void *ctx, int (*fn)(void *, const char *
         return fail(s, "load lifecycles", err, n);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (fn(ctx, col_text(st, 0), col_text(st, 1)) != 0) {
+        if (fn(ctx, col_text(st, 0), col_text(st, 1)) != 0) { /* texts live until finalize */
+            snprintf(err, n, "sqlite load %s: the stored lifecycle of type %s is not valid JSON "
+                     "(or out of memory)", s->path, col_text(st, 0));
             sqlite3_finalize(st);
-            snprintf(err, n, "sqlite load: bad lifecycle %s", col_text(st, 0));
             return -1;
         }
     }
@@ -171,7 +215,8 @@ static void sq_close(store *b)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
-        fprintf(stderr, "bosk server: closing the sqlite store: %s\n", sqlite3_errmsg(s->db));
+        fprintf(stderr, "bosk server: closing the sqlite store %s: %s\n", s->path, sqlite3_errmsg(s->db));
+    free(s->path);
     free(s);
 }
 
@@ -200,8 +245,9 @@ static int prepare(sqlite_store *s)
 store *store_sqlite_open(const char *path, char *err, size_t n)
 {
     sqlite_store *s = calloc(1, sizeof *s);
-    if (s == NULL) {
+    if (s == NULL || (s->path = strdup(path)) == NULL) {
         snprintf(err, n, "out of memory opening sqlite store %s", path);
+        free(s);
         return NULL;
     }
     s->base.ops = &sqlite_ops;
@@ -210,8 +256,9 @@ store *store_sqlite_open(const char *path, char *err, size_t n)
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK ||
         sqlite3_busy_timeout(s->db, 1000) != SQLITE_OK ||
         sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK || prepare(s) != 0) {
-        snprintf(err, n, "cannot open sqlite store %s: %s", path,
-                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        char why[1024];
+        explain(path, s->db, why, sizeof why);
+        snprintf(err, n, "cannot open sqlite store %s: %s", path, why);
         sq_close(&s->base);
         return NULL;
     }

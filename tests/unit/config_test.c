@@ -1,6 +1,7 @@
 /* config_test.c: the boskos YAML config: decoding and upstream's
  * validation texts, with lines. */
 #include <stdlib.h>
+#include <time.h>
 #include "server/config.h"
 #include "unit.h"
 
@@ -77,10 +78,117 @@ static void bad_yaml(void)
     CHECK(strstr(err, "/nonexistent/c.yaml") != NULL);
 }
 
+static const char *names_of(const config_entry *e)
+{
+    static char out[256];
+    out[0] = '\0';
+    for (size_t i = 0; i < e->n_names; i++)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", i ? "," : "", e->names[i]);
+    return out;
+}
+
+/* Repeated keys used to overflow a heap buffer (a fresh array per key, a
+ * running count). Now the value Go's decoding would keep counts, and the
+ * config says so in its warnings. */
+static void repeated_keys(void)
+{
+    config *c = parse("resources:\n- type: t\n  names: [a]\nresources:\n- type: t\n  names: [b, c]\n"
+                      "- type: u\n  names: [d]\n");
+    CHECK(c != NULL && c->n == 2 && !strcmp(names_of(&c->entries[0]), "b,c"));
+    CHECK(c && c->warnings && strstr(c->warnings, "c.yaml:1: key resources given 2 times (lines 1, 4); "
+                                     "the value on line 4 counts") != NULL);
+    config_free(c);
+    /* sigs.k8s.io/yaml sorts the keys: the lowercase spelling wins wherever it stands */
+    c = parse("resources:\n- type: t\n  names: [a]\nResources:\n- type: t\n  names: [b]\n- type: u\n  names: [c]\n");
+    CHECK(c != NULL && c->n == 1 && !strcmp(names_of(&c->entries[0]), "a"));
+    config_free(c);
+    c = parse("Resources:\n- type: t\n  names: [b]\n- type: u\n  names: [c]\nresources:\n- type: t\n  names: [a]\n");
+    CHECK(c != NULL && c->n == 1 && !strcmp(names_of(&c->entries[0]), "a"));
+    config_free(c);
+    c = parse("resources:\n- type: t\n  names: [a]\n  names: [b, c, d]\n  Names: [e, f, g, h, i]\n");
+    CHECK(c != NULL && c->n == 1 && !strcmp(names_of(&c->entries[0]), "b,c,d"));
+    CHECK(c && c->entries[0].name_lines[2] == 4);
+    config_free(c);
+    /* needs: exact repeats keep the last map; differently spelt keys merge */
+    c = parse("resources:\n- type: d\n  max-count: 1\n  needs: {a: 1, b: 1}\n  needs: {b: 2}\n"
+              "  Needs: {c: 3}\n- type: a\n  names: [x, y]\n- type: b\n  names: [z, w]\n"
+              "- type: c\n  names: [p, q, r]\n");
+    CHECK(c != NULL);
+    if (c) {
+        const config_entry *e = &c->entries[0];
+        CHECK(e->n_needs == 2 && !strcmp(e->needs[0].type, "b") && e->needs[0].count == 2 &&
+              !strcmp(e->needs[1].type, "c") && e->needs[1].count == 3);
+        CHECK(c->warnings && strstr(c->warnings, "their values are merged") != NULL);
+    }
+    config_free(c);
+    c = parse("resources:\n- type: d\n  max-count: 1\n  needs: {s: 5, s: 1}\n- type: s\n  names: [a]\n");
+    CHECK(c != NULL && c->entries[0].n_needs == 1 && c->entries[0].needs[0].count == 1);
+    CHECK(c && c->warnings && strstr(c->warnings, "c.yaml:4: key s given 2 times") != NULL);
+    config_free(c);
+    c = parse("resources:\n- type: t\n  names: [a]\n");
+    CHECK(c != NULL && c->warnings == NULL);
+    config_free(c);
+}
+
+/* What wins a repetition is validated like any config: errors name the line. */
+static void repeated_keys_invalid(void)
+{
+    CHECK(parse("resources:\n- type: t\n  names: [a]\nresources:\n- type: t\n  names: [B]\n") == NULL);
+    CHECK(strstr(err, "c.yaml: .0.names.0(B) is invalid") == err && strstr(err, "(line 6)") != NULL);
+    CHECK(parse("resources:\n- type: t\n  names: [a]\n  names: lots\n") == NULL);
+    CHECK_STR(err, "c.yaml:4: names: expected a list");
+    CHECK(parse("resources:\n- type: d\n  max-count: 1\n  needs: {~: 1}\n") == NULL);
+    CHECK_STR(err, "c.yaml:4: needs: a key must name a resource type, not be null");
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* k entries aliasing one entry that names m names: k*m names from a file
+ * of about 5k + 6m bytes. */
+static char *bomb(int k, int m)
+{
+    size_t cap = (size_t)(k * 8 + m * 10 + 200);
+    char *s = malloc(cap), *p = s;
+    p += sprintf(p, "x: &n [");
+    for (int i = 0; i < m; i++)
+        p += sprintf(p, "%sn%d", i ? ", " : "", i);
+    p += sprintf(p, "]\nresources:\n- &e {type: t, names: *n}\n");
+    for (int i = 1; i < k; i++)
+        p += sprintf(p, "- *e\n");
+    return s;
+}
+
+/* 2000 x 2000 names from 22 KB: about 6 s and 400 MB before the cap. */
+static void alias_bomb(void)
+{
+    char *text = bomb(2000, 2000);
+    double t0 = now();
+    CHECK(parse(text) == NULL);
+    double took = now() - t0;
+    CHECK(strstr(err, "c.yaml:") == err);
+    CHECK(strstr(err, "aliases expand to more than 100000 nodes beyond the file's own") != NULL);
+    CHECK(took < 2);
+    printf("  # 22 KB alias bomb refused in %.3f s\n", took);
+    free(text);
+    /* ordinary aliasing stays fine */
+    config *c = parse("resources:\n- type: d\n  max-count: 1\n  needs: &n {s: 1}\n"
+                      "- type: e\n  max-count: 1\n  needs: *n\n- type: s\n  names: [a, b]\n");
+    CHECK(c != NULL);
+    config_free(c);
+}
+
 int main(void)
 {
     RUN(decodes);
     RUN(validation);
     RUN(bad_yaml);
+    RUN(repeated_keys);
+    RUN(repeated_keys_invalid);
+    RUN(alias_bomb);
     UNIT_EXIT();
 }

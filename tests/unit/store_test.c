@@ -1,6 +1,7 @@
 /* store_test.c: the store interface: SQLite commit, rollback, delete,
  * lifecycles and reopen; store_open's spec errors. */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "server/store.h"
 #include "unit.h"
@@ -73,12 +74,70 @@ static void open_specs(void)
     CHECK_STR(err, "invalid --storage redis: want memory or sqlite:PATH");
     CHECK(store_open("sqlite:", err, sizeof err) == NULL);
     CHECK(store_open("sqlite:/nonexistent/dir/x.db", err, sizeof err) == NULL);
-    CHECK(strstr(err, "/nonexistent/dir/x.db") != NULL);
+    CHECK_STR(err, "cannot open sqlite store /nonexistent/dir/x.db: folder /nonexistent/dir does not "
+                   "exist (sqlite: unable to open database file)");
+}
+
+/* The folder through a regular file, and (when not root, who may write
+ * anywhere) a folder without write permission. */
+static void open_reasons(void)
+{
+    char dir[] = "/tmp/bosk-store-test-XXXXXX", path[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/file", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof path, "%s/file/x.db", dir);
+    CHECK(store_sqlite_open(path, err, sizeof err) == NULL);
+    CHECK(strstr(err, "/file is not a folder") != NULL);
+    snprintf(path, sizeof path, "%s/file", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/x.db", dir);
+    if (geteuid() == 0) {
+        printf("  # skip: the permission case needs a non-root user (tests/server_config_test.lua drops to nobody)\n");
+    } else {
+        chmod(dir, 0555);
+        CHECK(store_sqlite_open(path, err, sizeof err) == NULL);
+        CHECK(strstr(err, "cannot write in folder") != NULL && strstr(err, "Permission denied") != NULL);
+        chmod(dir, 0755);
+    }
+    rmdir(dir);
+}
+
+static int reject_drlc(void *ctx, const char *type, const char *json)
+{
+    return -1;
+}
+
+/* The load error names the type: it was formatted after sqlite3_finalize
+ * had freed the column text (the name came out empty). */
+static void load_error_names_type(void)
+{
+    char path[] = "/tmp/bosk-store-test-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    store *s = store_sqlite_open(path, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    CHECK(s->ops->begin(s, err, sizeof err) == 0 &&
+          s->ops->put_drlc(s, "dyn-type", "{}", err, sizeof err) == 0 &&
+          s->ops->commit(s, err, sizeof err) == 0);
+    CHECK(s->ops->load(s, NULL, on_res, reject_drlc, err, sizeof err) != 0);
+    CHECK(strstr(err, "lifecycle of type dyn-type is not valid JSON") != NULL);
+    CHECK(strstr(err, path) != NULL);
+    s->ops->close(s);
+    unlink(path);
 }
 
 int main(void)
 {
     RUN(sqlite_store);
     RUN(open_specs);
+    RUN(open_reasons);
+    RUN(load_error_names_type);
     UNIT_EXIT();
 }
