@@ -6,13 +6,6 @@
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local S = require "server"
 
-local function names_of(c)
-  local out = {}
-  for _, r in ipairs(c.list{}) do out[#out + 1] = r.name end
-  table.sort(out)
-  return table.concat(out, ",")
-end
-
 -- `bosk server` that must fail at start: stderr, exit status, seconds taken.
 local function start_fails(cfg, storage)
   local args = { "server", "--config", cfg, "--listen", "127.0.0.1:" .. S.free_port(T) }
@@ -32,26 +25,14 @@ local function bomb(k, m)
          .. string.rep("- *e\n", k - 1)
 end
 
-T.test("repeated keys at start: upstream's choice, a warning naming file and lines", function()
-  local srv = S.start(T, { config = "resources:\n- type: t\n  names: [a]\n  names: [b, c, d]\n"
-                                    .. "Resources:\n- type: u\n  names: [x]\n" })
-  local c = S.new(T, srv)
-  T.eq(names_of(c), "b,c,d", "lowercase resources, last names")
-  local log = srv.proc:output()
-  T.contains(log, "warning: " .. srv.config .. ":1: key resources given 2 times (lines 1, 5); "
-                  .. "the value on line 1 counts", "top-level repeat")
-  T.contains(log, srv.config .. ":3: key names given 2 times (lines 3, 4); the value on line 4 counts",
-             "names repeat")
-  S.stop(T, srv)
-end)
-
-T.test("a repeated key whose value is invalid: exit 2 naming file and line", function()
-  local cfg = T.write_file(T.tmpdir() .. "/dup.yaml",
-                           "resources:\n- type: t\n  names: [a]\nresources:\n- type: t\n  names: [a]\n  names: [B, C]\n")
+T.test("repeated keys at start: exit 2 naming file, key and lines", function()
+  local cfg = T.write_file(T.tmpdir() .. "/dup.yaml", "resources:\n- type: t\n  names: [a]\n  names: [b, c, d]\n"
+                                                    .. "Resources:\n- type: u\n  names: [x]\n")
   local err, code = start_fails(cfg)
   T.eq(code, 2, "exit status")
-  T.contains(err, cfg .. ": [.0.names.0(B) is invalid", "file and name")
-  T.contains(err, "(line 7)", "line")
+  T.contains(err, cfg .. ":1: key resources given 2 times (lines 1, 5): give it once "
+                  .. "(upstream boskos would silently use line 1)", "top-level repeat")
+  T.contains(err, cfg .. ":3: key names given 2 times (lines 3, 4)", "names repeat")
 end)
 
 T.test("needs with a null type: a clear error", function()

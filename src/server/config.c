@@ -20,7 +20,7 @@ typedef struct {
     const char *source;
     jbuf err;             /* first decode error */
     size_t budget;        /* nodes left to decode, aliases expanded */
-    jbuf warnings;        /* repeated keys, "; "-separated */
+    jbuf warnings;        /* repeated keys (an error), "; "-separated */
     size_t n_warnings;
 } decoder;
 
@@ -144,8 +144,10 @@ static unsigned long key_line(decoder *d, const yaml_node_t *map, size_t pos)
     return (unsigned long)node(d, map->data.mapping.pairs.start[pos].key)->start_mark.line + 1;
 }
 
-/* One warning for a group of keys that name the same thing (in file
- * order): which value counts. Go merges differently spelt `needs` and
+/* One complaint for a group of keys that name the same thing (in file
+ * order), saying which value upstream would have kept. A repeated key is
+ * refused rather than resolved: it is almost always an editing mistake
+ * that would silently drop a list of resources. Go merges differently spelt `needs` and
  * `config` keys, since it decodes them into the same map or struct. */
 static void warn_group(decoder *d, const yaml_node_t *map, const key_ref *group, size_t n)
 {
@@ -167,9 +169,9 @@ static void warn_group(decoder *d, const yaml_node_t *map, const key_ref *group,
         jbuf_printf(&d->warnings, "%s%lu", i ? ", " : " ", key_line(d, map, group[i].pos));
     jbuf_adds(&d->warnings, n > 5 ? ", ...)" : ")");
     if (merges)
-        jbuf_adds(&d->warnings, "; their values are merged, as upstream boskos merges them");
+        jbuf_adds(&d->warnings, ": give it once (upstream boskos would silently merge the values)");
     else
-        jbuf_printf(&d->warnings, "; the value on line %lu counts, as in upstream boskos",
+        jbuf_printf(&d->warnings, ": give it once (upstream boskos would silently use line %lu)",
                     key_line(d, map, last->pos));
 }
 
@@ -527,8 +529,8 @@ config *config_parse(const char *text, size_t len, const char *source, char *err
         snprintf(err, err_len, "%s", d.err.len ? d.err.data : "out of memory reading config");
     if (rc == 0 && d.n_warnings > MAX_WARNINGS)
         jbuf_printf(&d.warnings, "; %zu more repeated keys", d.n_warnings - MAX_WARNINGS);
-    if (rc == 0 && d.warnings.len && (c->warnings = jbuf_strdup(&d.warnings)) == NULL) {
-        snprintf(err, err_len, "%s: out of memory reading config", source);
+    if (rc == 0 && d.warnings.len) {
+        snprintf(err, err_len, "%s", d.warnings.oom ? "out of memory reading config" : d.warnings.data);
         rc = -1;
     }
     jbuf_free(&d.err);
@@ -580,7 +582,6 @@ void config_free(config *c)
     if (c == NULL)
         return;
     entries_free(c);
-    free(c->warnings);
     free(c);
 }
 

@@ -30,7 +30,6 @@ typedef struct {
 typedef struct {
     config_entry *entries;
     size_t n;
-    char *warnings;           /* NULL, or what a log should say (repeated keys) */
 } config;
 
 /* An entry without names describes dynamic resources (a DRLC). */

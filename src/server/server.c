@@ -144,8 +144,6 @@ static void reload(ranch *r, const char *path)
         logf_("reload failed, keeping the previous config: %s", err);
         return;
     }
-    if (c->warnings)
-        logf_("warning: %s", c->warnings);
     if (ranch_sync(r, c, err, sizeof err) != 0)
         logf_("reloaded %s; sync error (retried later): %s", path, err);
     else
@@ -236,8 +234,6 @@ static int server_main(const server_opts *o, char *err, size_t n)
     config *cfg = config_load_file(o->config_path, err, n);
     if (cfg == NULL)
         return 2;
-    if (cfg->warnings)
-        logf_("warning: %s", cfg->warnings);
     if (dl_mhd_load(err, n) != 0) {
         config_free(cfg);
         return 1;
