@@ -217,6 +217,92 @@ T.test("/metrics: resources, request histograms, acquire durations", function()
   T.match(body, 'boskos_http_response_size_bytes_bucket{method="GET",path="unmatched",status="200",user_agent="curl/[^"]*",le="128"} %d+', "size")
 end)
 
+T.test("request targets read as Go's net/http reads them", function()
+  -- an invalid escape in the path: Go's exact 400, and the connection closes
+  local status, body, headers = T.http("POST", srv.url .. "/met%zzric", nil, "--path-as-is")
+  T.eq({ status, body }, { 400, "400 Bad Request" }, "bad path escape")
+  T.eq(S.header(headers, "Connection"), "close", "closes as Go does")
+  T.eq((T.http("GET", srv.url .. "/metric%7", nil, "--path-as-is")), 400, "escape cut short")
+  -- an invalid escape in the query drops that pair (url.ParseQuery)
+  expect_error(400, "Name: r1, dest: free, owner: , all of them must be set in the request.",
+    T.http("POST", srv.url .. "/release?name=r1&dest=free&owner=%zz"))
+  expect_error(400, "Type must be set in the request.", T.http("GET", srv.url .. "/metric?type=t%g1"))
+  expect_error(400, "Type must be set in the request.", T.http("GET", srv.url .. "/metric?type=t;x=1"))
+  T.eq((T.http("GET", srv.url .. "/metric?bad=%zz&type=t")), 200, "the good pair stays")
+  T.eq((T.http("GET", srv.url .. "/met%72ic?type=%74&type=other")), 200, "escapes decoded, first value wins")
+  T.eq((T.http("GET", srv.url .. "/metric?type=+t")), 404, "+ is a space in the query")
+end)
+
+T.test("%00, many parameters, CR LF in a redirect: answered at once", function()
+  expect_error(400, "the path contains %00", T.http("GET", srv.url .. "/metric%00x?type=t"))
+  expect_error(400, "invalid query: the value of owner contains %00",
+    T.http("POST", srv.url .. "/release?name=r1&dest=free&owner=po%00ol"))
+  local many = {}
+  for i = 1, 600 do many[i] = "k" .. i .. "=v" end
+  local started = T.now()
+  local status, body = T.http("GET", srv.url .. "/metric?type=t&" .. table.concat(many, "&"), nil, "--max-time 10")
+  T.eq({ status, body }, { 400, "invalid query: 601 parameters, at most 256 are accepted\n" }, "600 parameters")
+  T.ok(T.now() - started < 5, "answered at once", T.now() - started)
+  T.eq((T.http("GET", srv.url .. "/metric?type=t&" .. table.concat(many, "&", 1, 255))), 200, "256 parameters")
+  local headers
+  status, body, headers = T.http("GET", srv.url .. "//metric%0d%0a?type=t", nil, "--path-as-is")
+  T.eq(status, 301, "redirect")
+  T.eq(S.header(headers, "Location"), "/metric%0D%0A?type=t", "escaped location")
+  T.eq(body, '<a href="/metric%0D%0A?type=t">Moved Permanently</a>.\n\n', "body")
+  status, _, headers = T.http("GET", srv.url .. "/a/../x%20y%3F%C3%A9?q=%C3%A9", nil, "--path-as-is")
+  T.eq({ status, S.header(headers, "Location") }, { 301, "/x%20y%3F%C3%A9?q=%C3%A9" }, "escaped as Go's EscapedPath")
+end)
+
+T.test("/update bodies: trailing data and lone surrogates as Go's Decoder reads them", function()
+  local _, body = c.acquire("t", "free", "busy", "json")
+  local name = S.decode(body).name
+  local p = { name = name, owner = "json", state = "busy" }
+  expect_error(400, "invalid character 'g' after top-level value", c.post("/update", p, "nullgarbage"))
+  expect_error(400, "invalid character 'y' after top-level value", c.post("/update", p, '"x"y'))
+  expect_error(400, "invalid character '.' after top-level value", c.post("/update", p, "1.5.3"))
+  T.eq((c.post("/update", p, "null garbage")), 200, "a space ends the value")
+  -- Go stops right after an object's closing brace and never reads the rest
+  T.eq((c.post("/update", p, '{"a":"b"}garbage')), 200, "after an object")
+  T.eq((c.post("/update", p, '{"s":"\\ud800","t":"\\udc00x","u":"\\ud83d\\ude00"}')), 200, "lone surrogates")
+  local ud = c.by_name{ owner = "json" }[name].userdata
+  T.eq(ud, { a = "b", s = "\u{FFFD}", t = "\u{FFFD}x", u = "\u{1F600}" }, "replaced by U+FFFD as Go does")
+  T.eq(c.release(name, "free", "json"), 200, "release")
+end)
+
+T.test("/metrics: labels escaped, user agents bounded, numbers as Go's client", function()
+  local ua = 'odd "agent" \\ \255\254 end'
+  T.eq((T.http("GET", srv.url .. "/resources", nil, "-H " .. T.shell_quote("User-Agent: " .. ua))), 200, "odd agent")
+  local _, body = c.acquire("t", "free", "line\nbreak", "esc")
+  local name = S.decode(body).name
+  T.eq(c.release(name, "free", "esc"), 200, "release")
+  -- 150 more distinct agents over one keep-alive connection
+  T.sh(string.format([[python3 -c '
+import http.client
+c = http.client.HTTPConnection("127.0.0.1", %d, timeout=10)
+for i in range(150):
+    c.request("GET", "/", headers={"User-Agent": "agent-%%d" %% i})
+    c.getresponse().read()
+']], srv.port))
+  local status, text = c.get("/metrics")
+  T.eq(status, 200, "scrape")
+  T.contains(text, 'user_agent="odd \\"agent\\" \\\\ \u{FFFD} end"', "escaped, invalid UTF-8 replaced")
+  T.contains(text, 'dest="line\\nbreak"', "newline escaped")
+  local agents = {}
+  for a in text:gmatch('boskos_http_request_duration_seconds_count{[^}]*user_agent="([^"]*)"') do agents[a] = true end
+  local n = 0
+  for _ in pairs(agents) do n = n + 1 end
+  T.ok(n <= 101, "at most 100 agents and other", n)
+  T.ok(agents.other, "the rest under other")
+  T.match(text, "bosk_http_user_agents_folded_total [1-9]%d*\n", "folded requests counted")
+  T.contains(text, 'path="/resources"', "GET /resources has its own path label")
+  T.contains(text, 'le="0.005"', "bucket bound")
+  T.contains(text, 'le="0.0078125"', "bucket bound")
+  T.ok(not text:find('le="[%d.]*0000000', 1) and not text:find('le="[%d.]*9999999'), "shortest bounds")
+  for line in text:gmatch("[^\n]+") do
+    T.ok(utf8.len(line) ~= nil, "valid UTF-8 line", line)
+  end
+end)
+
 T.test("SIGTERM: stop accepting, finish the request in flight, exit 0", function()
   -- a client that sends half of an /update body, waits, then the rest
   local dir = T.tmpdir()

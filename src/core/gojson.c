@@ -333,13 +333,88 @@ static int only_space(const char *s, size_t n)
     return 1;
 }
 
+/* The code unit of the \uXXXX escape at s (6 bytes available), or -1. */
+static long escaped_unit(const char *s, size_t avail)
+{
+    if (avail < 6 || s[0] != '\\' || s[1] != 'u')
+        return -1;
+    long v = 0;
+    for (int i = 2; i < 6; i++) {
+        int c = (unsigned char)s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+                c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Go's decoder reads a \u escape of a surrogate that is not the first
+ * half of a valid pair as U+FFFD; cJSON refuses the whole text. Returns a
+ * malloc'd copy of body with those escapes written as \ufffd, or NULL
+ * when there are none (or memory ran out: cJSON then refuses as before). */
+static char *fix_lone_surrogates(const char *body, size_t len)
+{
+    char *out = NULL;
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (body[i] != '\\')
+            continue;
+        long u = escaped_unit(body + i, len - i);
+        if (u < 0xD800 || u > 0xDFFF) {
+            i++;               /* skip the escaped character (\\ or \") */
+            continue;
+        }
+        long next = escaped_unit(body + i + 6, len - i - 6);
+        if (u <= 0xDBFF && next >= 0xDC00 && next <= 0xDFFF) {
+            i += 11;           /* a valid pair */
+            continue;
+        }
+        if (out == NULL) {
+            if ((out = malloc(len)) == NULL)
+                return NULL;
+            memcpy(out, body, len);
+            body = out;
+        }
+        memcpy(out + i, "\\ufffd", 6);
+        i += 5;
+    }
+    return out;
+}
+
+/* Go's Decoder stops right after an object or array but needs a space (or
+ * the end) after a string, number, true, false or null. */
+static int check_after_value(const cJSON *v, const char *end, const char *stop, char *err,
+                             size_t err_len)
+{
+    if (cJSON_IsObject(v) || cJSON_IsArray(v) || end == NULL || end >= stop ||
+        strchr(" \t\r\n", *end))
+        return 0;
+    if ((unsigned char)*end >= 0x20 && (unsigned char)*end < 0x7f)
+        snprintf(err, err_len, "invalid character '%c' after top-level value", *end);
+    else
+        snprintf(err, err_len, "invalid character '\\x%02x' after top-level value",
+                 (unsigned char)*end);
+    return -1;
+}
+
 /* Parses the first JSON value of body; Go-like message on failure. */
 static cJSON *parse_body(const char *body, size_t len, char *err, size_t err_len)
 {
+    char *fixed = fix_lone_surrogates(body, len);
+    if (fixed != NULL)
+        body = fixed;
     const char *end = NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (v != NULL)
+    if (v != NULL && check_after_value(v, end, body + len, err, err_len) != 0) {
+        cJSON_Delete(v);
+        free(fixed);
+        return NULL;
+    }
+    if (v != NULL) {
+        free(fixed);
         return v;
+    }
     end = cJSON_GetErrorPtr();
     size_t used = len;
     while (used > 0 && strchr(" \t\r\n", body[used - 1]))
@@ -357,6 +432,7 @@ static cJSON *parse_body(const char *body, size_t len, char *err, size_t err_len
     else
         snprintf(err, err_len, "invalid character '\\x%02x' looking for beginning of value",
                  (unsigned char)*end);
+    free(fixed);
     return NULL;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "core/dl_mhd.h"
+#include "core/prom_text.h"
 #include "janitor/janitor_metrics.h"
 
 static struct {
@@ -99,6 +100,37 @@ static int metrics_set(lua_State *L)
     return 0;
 }
 
+/* loop.prom_label(value) -> the value as a quoted Prometheus label value
+ * ("..." escaped, invalid UTF-8 replaced): the server's escaper, so that
+ * the janitor's text follows the same rules (core/prom_text.h). */
+static int prom_label(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    jbuf b;
+    jbuf_init(&b);
+    jbuf_addc(&b, '"');
+    prom_label_value(&b, s, len, 0);
+    jbuf_addc(&b, '"');
+    if (b.oom) {
+        jbuf_free(&b);
+        return luaL_error(L, "prom_label: out of memory");
+    }
+    lua_pushlstring(L, b.data, b.len);
+    jbuf_free(&b);
+    return 1;
+}
+
+/* loop.prom_number(v) -> v as Prometheus' Go client writes it (0.1, 1e+06,
+ * +Inf). */
+static int prom_number(lua_State *L)
+{
+    char out[32];
+    prom_format_float(out, sizeof out, (double)luaL_checknumber(L, 1));
+    lua_pushstring(L, out);
+    return 1;
+}
+
 void janitor_metrics_stop(void)
 {
     if (M.daemon != NULL)
@@ -117,4 +149,8 @@ void janitor_metrics_register(lua_State *L)
     lua_setfield(L, -2, "metrics_listen");
     lua_pushcfunction(L, metrics_set);
     lua_setfield(L, -2, "metrics_set");
+    lua_pushcfunction(L, prom_label);
+    lua_setfield(L, -2, "prom_label");
+    lua_pushcfunction(L, prom_number);
+    lua_setfield(L, -2, "prom_number");
 }

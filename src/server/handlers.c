@@ -1,10 +1,12 @@
 /* handlers.c: request routing and replies (see handlers.h).
  *
- * Keep-alive: libmicrohttpd closes the connection when a response is
- * queued before the request's upload has been consumed, so nothing is
- * queued on the first call for a request: it only allocates the request
- * state. Later calls consume the body; the reply is queued on the call
- * that reports upload_data_size == 0. */
+ * The request state is allocated when the request line arrives
+ * (handlers_uri), with the target parsed as Go parses it. Keep-alive:
+ * libmicrohttpd closes the connection when a response is queued before
+ * the request's upload has been consumed, so nothing is queued on the
+ * first call of the access handler for a request. Later calls consume
+ * the body; the reply is queued on the call that reports
+ * upload_data_size == 0. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +14,16 @@
 #include <time.h>
 #include "core/godur.h"
 #include "server/handlers.h"
+#include "server/http_url.h"
 
 typedef struct {
     double started;
     jbuf body;
     int too_big;
+    int called;                /* the access handler has seen it */
+    http_url url;
+    http_url_status url_status;
+    char url_error[256];
 } request;
 
 typedef struct {
@@ -25,7 +32,13 @@ typedef struct {
     const char *content_type;
     int error;                 /* adds X-Content-Type-Options: nosniff */
     const char *location;
+    int close;                 /* adds Connection: close */
 } reply;
+
+/* The parsed target of the request being dispatched on this thread. The
+ * handlers read their parameters through arg(c, name), and the handler
+ * runs synchronously on the thread that set it. */
+static _Thread_local const http_url *dispatched_url;
 
 static double mono_seconds(void)
 {
@@ -34,10 +47,11 @@ static double mono_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A query parameter (its first value) as Go's Query().Get returns it. */
 static const char *arg(struct MHD_Connection *c, const char *name)
 {
-    const char *v = dl_mhd.lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
-    return v ? v : "";
+    (void)c;
+    return dispatched_url ? http_url_get(dispatched_url, name) : "";
 }
 
 static void fail(reply *rp, int status, const char *text)
@@ -291,68 +305,63 @@ static char *clean_path(const char *p)
     return out;
 }
 
-static void query_escape(jbuf *b, const char *s)
+/* Go's hexEscapeNonASCII: bytes >= 0x80 as %XX (and, as they never
+ * belong in a header, control bytes). */
+static void hex_escape_non_ascii(jbuf *b, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '_' || ch == '.' || ch == '~')
+        if (ch >= 0x80 || ch < 0x20 || ch == 0x7f)
+            jbuf_printf(b, "%%%02X", ch);
+        else
             jbuf_addc(b, (char)ch);
-        else if (ch == ' ')
-            jbuf_addc(b, '+');
-        else {
-            char e[3] = { '%', hex[ch >> 4], hex[ch & 15] };
-            jbuf_add(b, e, 3);
-        }
     }
 }
 
-static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+static void html_escape(jbuf *b, const char *s)
 {
-    jbuf *b = cls;
-    jbuf_addc(b, b->len ? '&' : '?');
-    query_escape(b, key);
-    if (value) {
-        jbuf_addc(b, '=');
-        query_escape(b, value);
+    for (; *s; s++) {
+        if (*s == '&') jbuf_adds(b, "&amp;");
+        else if (*s == '"') jbuf_adds(b, "&#34;");
+        else if (*s == '<') jbuf_adds(b, "&lt;");
+        else if (*s == '>') jbuf_adds(b, "&gt;");
+        else if (*s == '\'') jbuf_adds(b, "&#39;");
+        else jbuf_addc(b, *s);
     }
-    return MHD_YES;
 }
 
-/* 301 to the cleaned path, as Go's ServeMux answers. */
-static void redirect(struct MHD_Connection *c, const char *method, const char *clean, reply *rp)
+/* 301 to the cleaned path, as Go's ServeMux answers: the path escaped as
+ * URL.EscapedPath writes it (so a decoded CR LF travels as %0D%0A), the
+ * raw query kept as sent. */
+static void redirect(const http_url *u, const char *method, const char *clean, reply *rp)
 {
-    jbuf loc;
+    jbuf target, loc;
+    jbuf_init(&target);
     jbuf_init(&loc);
-    jbuf_adds(&loc, clean);
-    jbuf query;
-    jbuf_init(&query);
-    dl_mhd.get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &query);
-    if (query.len)
-        jbuf_add(&loc, query.data, query.len);
-    jbuf_free(&query);
-    rp->status = 301;
-    rp->location = loc.data ? strdup(loc.data) : NULL;
-    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
-        rp->content_type = "text/html; charset=utf-8";
-        jbuf_adds(&rp->body, "<a href=\"");
-        for (const char *s = loc.data ? loc.data : ""; *s; s++) {
-            if (*s == '&') jbuf_adds(&rp->body, "&amp;");
-            else if (*s == '"') jbuf_adds(&rp->body, "&#34;");
-            else if (*s == '<') jbuf_adds(&rp->body, "&lt;");
-            else if (*s == '>') jbuf_adds(&rp->body, "&gt;");
-            else if (*s == '\'') jbuf_adds(&rp->body, "&#39;");
-            else jbuf_addc(&rp->body, *s);
-        }
-        jbuf_adds(&rp->body, "\">Moved Permanently</a>.\n\n");
+    http_url_escape_path(&target, clean);
+    if (u->raw_query[0]) {
+        jbuf_addc(&target, '?');
+        jbuf_adds(&target, u->raw_query);
     }
+    hex_escape_non_ascii(&loc, target.data ? target.data : "");
+    if (target.oom || loc.oom || loc.data == NULL) {
+        fail(rp, 500, "out of memory");
+    } else {
+        rp->status = 301;
+        rp->location = strdup(loc.data);
+        if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+            rp->content_type = "text/html; charset=utf-8";
+            jbuf_adds(&rp->body, "<a href=\"");
+            html_escape(&rp->body, target.data);
+            jbuf_adds(&rp->body, "\">Moved Permanently</a>.\n\n");
+        }
+    }
+    jbuf_free(&target);
     jbuf_free(&loc);
 }
 
 static const char *const api_paths[] = {
-    "/acquire", "/acquirebystate", "/release", "/reset", "/update", "/metric",
+    "/acquire", "/acquirebystate", "/release", "/reset", "/update", "/metric", "/resources",
 };
 
 static const char *metric_path(const char *url)
@@ -384,20 +393,41 @@ static void route(handlers_ctx *h, struct MHD_Connection *c, const char *url,
     else rp->status = 200;      /* upstream's health catch-all */
 }
 
-static void dispatch(handlers_ctx *h, struct MHD_Connection *c, const char *url,
-                     const char *method, request *rq, reply *rp)
+/* A target Go's ParseRequestURI refuses: Go's server answers with these
+ * exact bytes and closes the connection. */
+static void bad_target(reply *rp)
 {
+    rp->status = 400;
+    rp->content_type = "text/plain; charset=utf-8";
+    rp->close = 1;
+    jbuf_adds(&rp->body, "400 Bad Request");
+}
+
+static void dispatch(handlers_ctx *h, struct MHD_Connection *c, const char *method,
+                     request *rq, reply *rp)
+{
+    if (rq->url_status == HTTP_URL_BAD_TARGET) {
+        bad_target(rp);
+        return;
+    }
+    if (rq->url_status != HTTP_URL_OK) {
+        fail(rp, rq->url_status == HTTP_URL_REFUSED ? 400 : 500, rq->url_error);
+        return;
+    }
     if (rq->too_big) {
         failf(rp, 413, "request body larger than %d bytes", HANDLERS_MAX_BODY);
         return;
     }
-    char *clean = clean_path(url && *url ? url : "/");
+    const char *path = rq->url.path;
+    char *clean = clean_path(*path ? path : "/");
     if (clean == NULL) {
         fail(rp, 500, "out of memory");
-    } else if (url[0] != '/' || strcmp(clean, url) != 0) {
-        redirect(c, method, clean, rp);
+    } else if (strcmp(clean, path) != 0) {
+        redirect(&rq->url, method, clean, rp);
     } else {
-        route(h, c, url, method, rq, rp);
+        dispatched_url = &rq->url;
+        route(h, c, path, method, rq, rp);
+        dispatched_url = NULL;
     }
     free(clean);
 }
@@ -422,6 +452,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, reply *rp)
         dl_mhd.add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (rp->location)
         dl_mhd.add_response_header(resp, "Location", rp->location);
+    if (rp->close)
+        dl_mhd.add_response_header(resp, "Connection", "close");
     enum MHD_Result ok = dl_mhd.queue_response(c, (unsigned)rp->status, resp);
     dl_mhd.destroy_response(resp);
     return ok;
@@ -439,6 +471,26 @@ static void consume(request *rq, const char *data, size_t n)
     jbuf_add(&rq->body, data, n);
 }
 
+void *handlers_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    handlers_ctx *h = cls;
+    request *rq = calloc(1, sizeof *rq);
+    if (rq == NULL)
+        return NULL;           /* the access handler then drops the connection */
+    rq->started = mono_seconds();
+    jbuf_init(&rq->body);
+    rq->url_status = http_url_parse(uri, &rq->url, rq->url_error, sizeof rq->url_error);
+    /* libmicrohttpd parses the query from this same buffer right after
+     * this call; ending it after the '?' leaves it nothing to parse. Its
+     * parse is not used (arg() reads rq->url), and past a few hundred
+     * parameters it runs out of per-connection memory and never answers. */
+    char *query = strchr(uri, '?');
+    if (query != NULL)
+        query[1] = '\0';
+    __atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+    return rq;
+}
+
 enum MHD_Result handlers_access(void *cls, struct MHD_Connection *conn, const char *url,
                                 const char *method, const char *version,
                                 const char *upload_data, size_t *upload_data_size,
@@ -446,29 +498,30 @@ enum MHD_Result handlers_access(void *cls, struct MHD_Connection *conn, const ch
 {
     handlers_ctx *h = cls;
     request *rq = *con_cls;
-    if (rq == NULL) {
-        if ((rq = calloc(1, sizeof *rq)) == NULL)
-            return MHD_NO;
-        rq->started = mono_seconds();
-        jbuf_init(&rq->body);
-        *con_cls = rq;
-        __atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+    if (rq == NULL)
+        return MHD_NO;
+    if (!rq->called) {
+        rq->called = 1;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (strcmp(url, "/update") == 0)
+        if (rq->url.path && strcmp(rq->url.path, "/update") == 0)
             consume(rq, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
-    reply rp = { 500, { 0 }, NULL, 0, NULL };
+    if (h->guard)
+        conn_guard_handling(h->guard, conn);
+    reply rp = { 500, { 0 }, NULL, 0, NULL, 0 };
     jbuf_init(&rp.body);
-    dispatch(h, conn, url, method, rq, &rp);
+    dispatch(h, conn, method, rq, &rp);
     size_t size = rp.body.len;
     enum MHD_Result ok = send_reply(conn, &rp);
+    if (h->guard)
+        conn_guard_sending(h->guard, conn);
     const char *ua = dl_mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
-    prom_observe_http(h->prom, metric_path(url), method, rp.status, ua,
-                      mono_seconds() - rq->started, size);
+    prom_observe_http(h->prom, rq->url_status == HTTP_URL_OK ? metric_path(rq->url.path) : "unmatched",
+                      method, rp.status, ua, mono_seconds() - rq->started, size);
     jbuf_free(&rp.body);
     free((void *)rp.location);
     return ok;
@@ -479,8 +532,11 @@ void handlers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     handlers_ctx *h = cls;
     request *rq = *con_cls;
+    if (h->guard)
+        conn_guard_receiving(h->guard, conn);
     if (rq == NULL)
         return;
+    http_url_free(&rq->url);
     jbuf_free(&rq->body);
     free(rq);
     *con_cls = NULL;

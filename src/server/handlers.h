@@ -6,6 +6,7 @@
 #define BOSK_HANDLERS_H
 
 #include "core/dl_mhd.h"
+#include "server/conn_guard.h"
 #include "server/prom.h"
 #include "server/ranch.h"
 
@@ -14,7 +15,14 @@ typedef struct {
     prom *prom;
     int inflight;              /* requests begun and not completed (atomic) */
     int metrics_only;          /* the --metrics-port daemon: only /metrics */
+    conn_guard *guard;         /* transfer deadlines (may be NULL) */
 } handlers_ctx;
+
+/* MHD_OPTION_URI_LOG_CALLBACK; cls is a handlers_ctx. Called once per
+ * request with the raw request target, before libmicrohttpd parses it:
+ * allocates the request state (which becomes *con_cls) holding the target
+ * parsed as Go parses it (server/http_url.h). */
+void *handlers_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 
 /* MHD_AccessHandlerCallback; cls is a handlers_ctx. */
 enum MHD_Result handlers_access(void *cls, struct MHD_Connection *conn, const char *url,

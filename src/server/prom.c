@@ -1,16 +1,21 @@
 /* prom.c: histograms in the Prometheus text format (see prom.h). Each
- * series is keyed by its rendered label set; the number of series is
- * capped so that clients sending random user agents cannot grow memory
- * without bound (later series are dropped and counted). */
+ * series is keyed by its rendered label set. Clients choose some label
+ * values (user agent, method, acquire's state and dest), so the label set
+ * is bounded twice: only the first MAX_USER_AGENTS distinct user agents
+ * get their own series (later ones are counted under "other"), unknown
+ * methods are "other", and the total number of series is capped (later
+ * series are dropped and counted). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/prom_text.h"
 #include "server/prom.h"
 #include "server/server_map.h"
 
 #define MAX_SERIES 10000
 #define MAX_LABEL 256
+#define MAX_USER_AGENTS 100
 
 typedef struct {
     const char *name, *help;
@@ -44,12 +49,23 @@ typedef struct series {
     char labels[];
 } series;
 
+/* A user agent that has its own series (the value, escaped and cut). */
+typedef struct agent {
+    hnode node;
+    struct agent *next;
+    char name[];
+} agent;
+
 struct prom {
     pthread_mutex_t lock;
     hmap index[N_FAMILIES];
     series *head[N_FAMILIES], **tail[N_FAMILIES];
     size_t n_series;
     unsigned long long dropped;
+    hmap agents;
+    agent *agent_list;
+    size_t n_agents;
+    unsigned long long agents_folded;   /* requests counted under "other" */
 };
 
 prom *prom_new(void)
@@ -63,6 +79,7 @@ prom *prom_new(void)
         hmap_init(&p->index[f]);
         p->tail[f] = &p->head[f];
     }
+    hmap_init(&p->agents);
     return p;
 }
 
@@ -78,6 +95,11 @@ void prom_free(prom *p)
         }
         hmap_free(&p->index[f]);
     }
+    for (agent *a = p->agent_list, *next; a; a = next) {
+        next = a->next;
+        free(a);
+    }
+    hmap_free(&p->agents);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -86,15 +108,52 @@ void prom_free(prom *p)
 static void label(jbuf *b, const char *name, const char *value, int first)
 {
     jbuf_printf(b, "%s%s=\"", first ? "" : ",", name);
-    for (size_t i = 0; value[i] && i < MAX_LABEL; i++) {
-        if (value[i] == '\\' || value[i] == '"')
-            jbuf_addc(b, '\\');
-        if (value[i] == '\n')
-            jbuf_adds(b, "\\n");
-        else
-            jbuf_addc(b, value[i]);
-    }
+    prom_label_value(b, value, strlen(value), MAX_LABEL);
     jbuf_addc(b, '"');
+}
+
+/* The method label: the methods HTTP defines, else "other" (a client may
+ * send any token as a method). */
+static const char *method_label(const char *method)
+{
+    static const char *const known[] = {
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(method, known[i]) == 0)
+            return known[i];
+    return "other";
+}
+
+/* The user_agent label, rendered (user_agent="..."): the agent itself
+ * while fewer than MAX_USER_AGENTS distinct ones have been seen, or when
+ * it is one of them; "other" for the rest. Called with the lock held. */
+static void agent_label_locked(prom *p, jbuf *b, const char *user_agent)
+{
+    jbuf value;
+    jbuf_init(&value);
+    prom_label_value(&value, user_agent, strlen(user_agent), MAX_LABEL);
+    const char *v = value.data ? value.data : "";
+    if (hmap_get(&p->agents, v) == NULL) {
+        agent *a = NULL;
+        if (p->n_agents < MAX_USER_AGENTS && (a = malloc(sizeof *a + strlen(v) + 1)) != NULL) {
+            strcpy(a->name, v);
+            if (hmap_put(&p->agents, &a->node, a->name) != 0) {
+                free(a);
+                a = NULL;
+            }
+        }
+        if (a == NULL) {
+            p->agents_folded++;
+            v = "other";
+        } else {
+            a->next = p->agent_list;
+            p->agent_list = a;
+            p->n_agents++;
+        }
+    }
+    jbuf_printf(b, ",user_agent=\"%s\"", v);
+    jbuf_free(&value);
 }
 
 static series *series_get(prom *p, int f, const char *labels)
@@ -151,16 +210,16 @@ void prom_observe_http(prom *p, const char *path, const char *method, int status
     snprintf(code, sizeof code, "%d", status);
     jbuf b;
     jbuf_init(&b);
-    label(&b, "method", method, 1);
+    label(&b, "method", method_label(method), 1);
     label(&b, "path", path, 0);
     label(&b, "status", code, 0);
-    label(&b, "user_agent", user_agent ? user_agent : "", 0);
-    if (b.data) {
-        pthread_mutex_lock(&p->lock);     /* one lock for both histograms */
+    pthread_mutex_lock(&p->lock);     /* one lock for the agents and both histograms */
+    agent_label_locked(p, &b, user_agent ? user_agent : "");
+    if (b.data && !b.oom) {
         observe_locked(p, F_LATENCY, b.data, seconds);
         observe_locked(p, F_SIZE, b.data, (double)size);
-        pthread_mutex_unlock(&p->lock);
     }
+    pthread_mutex_unlock(&p->lock);
     jbuf_free(&b);
 }
 
@@ -179,11 +238,15 @@ void prom_observe_acquire(prom *p, const char *type, const char *state, const ch
 
 static void write_series(jbuf *out, const family *fam, const series *s)
 {
-    for (size_t i = 0; i < fam->n_bounds; i++)
-        jbuf_printf(out, "%s_bucket{%s,le=\"%g\"} %llu\n", fam->name, s->labels,
-                    fam->bounds[i], s->buckets[i]);
+    char num[32];
+    for (size_t i = 0; i < fam->n_bounds; i++) {
+        prom_format_float(num, sizeof num, fam->bounds[i]);
+        jbuf_printf(out, "%s_bucket{%s,le=\"%s\"} %llu\n", fam->name, s->labels, num,
+                    s->buckets[i]);
+    }
     jbuf_printf(out, "%s_bucket{%s,le=\"+Inf\"} %llu\n", fam->name, s->labels, s->count);
-    jbuf_printf(out, "%s_sum{%s} %.9g\n", fam->name, s->labels, s->sum);
+    prom_format_float(num, sizeof num, s->sum);
+    jbuf_printf(out, "%s_sum{%s} %s\n", fam->name, s->labels, num);
     jbuf_printf(out, "%s_count{%s} %llu\n", fam->name, s->labels, s->count);
 }
 
@@ -199,5 +262,9 @@ void prom_write(prom *p, jbuf *out)
     jbuf_printf(out, "# HELP bosk_metric_series_dropped_total Series not recorded (cap %d)\n"
                 "# TYPE bosk_metric_series_dropped_total counter\n"
                 "bosk_metric_series_dropped_total %llu\n", MAX_SERIES, p->dropped);
+    jbuf_printf(out, "# HELP bosk_http_user_agents_folded_total Requests counted under "
+                "user_agent=\"other\" (cap %d distinct agents)\n"
+                "# TYPE bosk_http_user_agents_folded_total counter\n"
+                "bosk_http_user_agents_folded_total %llu\n", MAX_USER_AGENTS, p->agents_folded);
     pthread_mutex_unlock(&p->lock);
 }

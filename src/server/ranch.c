@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/prom_text.h"
 #include "server/server_queue.h"
 #include "server/server_ranch.h"
 
@@ -1029,14 +1030,7 @@ static const char *const known_states[] = {
 
 static void prom_label(jbuf *out, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            jbuf_addc(out, '\\');
-        if (*s == '\n')
-            jbuf_adds(out, "\\n");
-        else
-            jbuf_addc(out, *s);
-    }
+    prom_label_value(out, s, strlen(s), 0);
 }
 
 static void prom_sample(jbuf *out, const char *type, const char *state, size_t n)

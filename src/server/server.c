@@ -6,7 +6,14 @@
  * waits for them with sigtimedwait: no signal handler ever runs, and the
  * Lua state is untouched until run() returns. The same loop polls the
  * config file's mtime every second, runs the syncs that writes asked for,
- * and every minute garbage-collects request ids and re-syncs. */
+ * closes connections past their transfer deadline (conn_guard.h), and
+ * every minute garbage-collects request ids and re-syncs.
+ *
+ * Connection limits (docs/limits-http.md): the soft file-descriptor limit
+ * is raised to the hard one at start (as Go's runtime does), the daemon
+ * takes at most that many connections less a reserve for the store and
+ * config reloads, and at most SERVER_CONNS_PER_IP from one client
+ * address. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -15,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,11 +30,23 @@
 #include "server/handlers.h"
 #include "core/modules.h"
 
+/* Defaults of the connection limits; the environment variables
+ * BOSK_SERVER_CONNS_PER_IP and BOSK_SERVER_REQUEST_DEADLINE (seconds)
+ * override them. */
+#define SERVER_CONNS_PER_IP 128
+#define SERVER_REQUEST_DEADLINE 30.0
+#define SERVER_MAX_CONNS 10000
+#define SERVER_FD_RESERVE 64       /* descriptors kept for the store, reloads, logs */
+#define METRICS_MAX_CONNS 64       /* the --metrics-port daemon */
+
 typedef struct {
     const char *config_path, *storage, *listen;
     const char *metrics_listen;     /* NULL: /metrics only on listen */
     int64_t request_ttl_ns;
     double sync_period;        /* seconds between re-syncs and request-id GCs */
+    unsigned conns_per_ip;
+    double request_deadline;   /* seconds to receive a request or send a reply */
+    unsigned max_conns;        /* set from the descriptor limit at start */
 } server_opts;
 
 typedef struct {
@@ -113,7 +133,8 @@ static unsigned pool_size(void)
     return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
 }
 
-static struct MHD_Daemon *start_http(handlers_ctx *h, const struct sockaddr_storage *sa)
+static struct MHD_Daemon *start_http(handlers_ctx *h, const struct sockaddr_storage *sa,
+                                     unsigned max_conns, unsigned conns_per_ip)
 {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
     if (sa->ss_family == AF_INET6)
@@ -123,10 +144,69 @@ static struct MHD_Daemon *start_http(handlers_ctx *h, const struct sockaddr_stor
         MHD_OPTION_THREAD_POOL_SIZE, pool_size(),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
+        MHD_OPTION_CONNECTION_LIMIT, max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, conns_per_ip,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        MHD_OPTION_URI_LOG_CALLBACK, handlers_uri, h,
+        MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, h->guard,
         MHD_OPTION_NOTIFY_COMPLETED, handlers_completed, h,
         MHD_OPTION_END);
+}
+
+/* Raises the soft descriptor limit to the hard one (a failure only
+ * leaves the soft limit as it was); returns the soft limit now in force. */
+static rlim_t raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = { rl.rlim_max, rl.rlim_max };
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl.rlim_cur = rl.rlim_max;
+        else
+            logf_("cannot raise the file descriptor limit from %llu to %llu: %s",
+                  (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                  strerror(errno));
+    }
+    return rl.rlim_cur;
+}
+
+/* The connection cap that leaves SERVER_FD_RESERVE descriptors free. */
+static unsigned conns_for_fd_limit(rlim_t fds)
+{
+    if (fds == RLIM_INFINITY || fds >= SERVER_MAX_CONNS + SERVER_FD_RESERVE)
+        return SERVER_MAX_CONNS;
+    return fds > SERVER_FD_RESERVE + 16 ? (unsigned)(fds - SERVER_FD_RESERVE) : 16;
+}
+
+/* Reads a positive number from the environment variable name into *out
+ * (unchanged when unset); -1 with err when set to something else. */
+static int env_number(const char *name, double max, double *out, char *err, size_t n)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    char *end;
+    double d = strtod(v, &end);
+    if (*end != '\0' || !(d > 0) || d > max) {
+        snprintf(err, n, "invalid %s=%s: want a number above 0 and at most %g", name, v, max);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+static int read_limits(server_opts *o, char *err, size_t n)
+{
+    double per_ip = SERVER_CONNS_PER_IP, deadline = SERVER_REQUEST_DEADLINE;
+    if (env_number("BOSK_SERVER_CONNS_PER_IP", SERVER_MAX_CONNS, &per_ip, err, n) != 0 ||
+        env_number("BOSK_SERVER_REQUEST_DEADLINE", 86400, &deadline, err, n) != 0)
+        return -1;
+    o->conns_per_ip = per_ip < 1 ? 1 : (unsigned)per_ip;
+    o->request_deadline = deadline;
+    o->max_conns = conns_for_fd_limit(raise_fd_limit());
+    return 0;
 }
 
 static double mono_now(void)
@@ -171,11 +251,13 @@ static void resync(ranch *r, const char *why)
 }
 
 /* The daemon's life after start: signals, reloads, periodic work. */
-static void serve(ranch *r, const server_opts *o, const sigset_t *set)
+static void serve(ranch *r, const server_opts *o, const sigset_t *set, conn_guard *guard)
 {
     file_stamp stamp = stamp_of(o->config_path);
     double next_poll = mono_now() + 1, next_minute = mono_now() + o->sync_period;
     struct timespec tick = { 0, 100 * 1000 * 1000 };
+    size_t cut = 0;            /* connections closed by the deadline, not yet logged */
+    double next_cut_log = 0;
     for (;;) {
         int sig = sigtimedwait(set, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT) {
@@ -190,6 +272,13 @@ static void serve(ranch *r, const server_opts *o, const sigset_t *set)
         }
         if (now >= next_poll) {
             next_poll = now + 1;
+            cut += conn_guard_sweep(guard);
+            if (cut > 0 && now >= next_cut_log) {      /* at most a line a minute */
+                logf_("closed %zu connection(s) that took more than %gs to send a request "
+                      "or receive a reply", cut, o->request_deadline);
+                cut = 0;
+                next_cut_log = now + 60;
+            }
             file_stamp cur = stamp_of(o->config_path);
             if (stamp_changed(&cur, &stamp)) {
                 stamp = cur;
@@ -267,14 +356,20 @@ static int server_main(const server_opts *o, char *err, size_t n)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    handlers_ctx h = { r, p, 0, 0 }, hm = { r, p, 0, 1 };
-    struct MHD_Daemon *d = start_http(&h, &sa), *dm = NULL;
+    conn_guard *guard = conn_guard_new(o->request_deadline);
+    handlers_ctx h = { r, p, 0, 0, guard }, hm = { r, p, 0, 1, guard };
+    struct MHD_Daemon *d = guard ? start_http(&h, &sa, o->max_conns, o->conns_per_ip) : NULL;
+    struct MHD_Daemon *dm = NULL;
     int rc = 0;
-    if (d == NULL) {
+    if (guard == NULL) {
+        snprintf(err, n, "out of memory");
+        rc = 1;
+    } else if (d == NULL) {
         snprintf(err, n, "cannot listen on %s: %s", o->listen, strerror(errno ? errno : EADDRINUSE));
         rc = 1;
     } else if (o->metrics_listen && (resolve_listen(o->metrics_listen, &sa, err, n) != 0 ||
-                                     (dm = start_http(&hm, &sa)) == NULL)) {
+                                     (dm = start_http(&hm, &sa, METRICS_MAX_CONNS,
+                                                      o->conns_per_ip)) == NULL)) {
         if (dm == NULL && !*err)
             snprintf(err, n, "cannot listen on %s: %s", o->metrics_listen,
                      strerror(errno ? errno : EADDRINUSE));
@@ -284,7 +379,9 @@ static int server_main(const server_opts *o, char *err, size_t n)
         const union MHD_DaemonInfo *info = dl_mhd.get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
         logf_("listening on %s (port %u; storage %s, config %s, %zu resources)", o->listen,
               info ? (unsigned)info->port : 0u, o->storage, o->config_path, ranch_count(r));
-        serve(r, o, &set);
+        logf_("limits: %u connections, %u per client address, %gs to send a request or "
+              "receive a reply", o->max_conns, o->conns_per_ip, o->request_deadline);
+        serve(r, o, &set, guard);
         if (dm)
             stop_http(dm, &hm);
         stop_http(d, &h);
@@ -294,6 +391,7 @@ static int server_main(const server_opts *o, char *err, size_t n)
     while (sigtimedwait(&set, NULL, &zero) > 0)
         ;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    conn_guard_free(guard);
     ranch_free(r);
     prom_free(p);
     return rc;
@@ -320,7 +418,7 @@ static int server_run(lua_State *L)
     lua_getfield(L, 1, "sync_period");
     o.sync_period = luaL_optnumber(L, -1, 60);
     char err[4096] = "";
-    int rc = server_main(&o, err, sizeof err);
+    int rc = read_limits(&o, err, sizeof err) != 0 ? 2 : server_main(&o, err, sizeof err);
     if (rc == 0) {
         lua_pushinteger(L, 0);
         return 1;
