@@ -1,0 +1,107 @@
+-- bosk janitor safety against a real bosk server: one janitor per state
+-- file, no process of a cleaning outliving it (setsid included), a bounded
+-- metrics endpoint, a shutdown that fits Kubernetes' grace period, policy
+-- files that cannot end the process, and the loop bindings' argument
+-- checks (which must raise without leaking: run under SANITIZE=1).
+local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
+local J = require("janitor")(T)
+
+local srv = J.server([[
+resources:
+- type: lock
+  state: dirty
+  names: [lock-1, lock-2]
+- type: exit
+  state: dirty
+  names: [exit-1]
+- type: esc
+  state: dirty
+  names: [esc-1, esc-2]
+- type: stuck
+  state: dirty
+  names: [stuck-1]
+]])
+local TYPES = { "lock", "exit", "esc", "stuck" }
+
+local function lines_of(text)
+  local out = {}
+  for l in (text or ""):gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+T.test("a second janitor on the same --state-file exits 1 naming the file; the first keeps its leases", function()
+  J.check_counts(srv, TYPES, function()
+    local state = T.tmpdir() .. "/leases.db"
+    local p = J.policy([[
+      janitor.policy{ type = "lock", clean = function()
+        require("bosk.core").sleep(60) return true
+      end }
+    ]])
+    local first = J.start(srv, { "--state-file", state, "--grace", "0.2s" }, { p })
+    local held = { ["lock-1"] = "cleaning/Janitor", ["lock-2"] = "cleaning/Janitor" }
+    T.wait_until(function() return T.deep_eq(J.states(srv, "lock"), held) end, 10, "both leased by the first")
+    local out, err, code = J.once(srv, { "--state-file", state }, { p })
+    T.eq(code, 1, "second janitor's exit status; stdout:\n" .. tostring(out))
+    T.eq(#lines_of(err), 1, "one line on stderr:\n" .. err)
+    T.contains(err, state, "the line names the file")
+    T.contains(err, "in use by another janitor", "and says why")
+    T.eq(J.states(srv, "lock"), held, "the first janitor's leases untouched")
+    T.ok(first:alive(), "first janitor still running")
+    first:kill("TERM")
+    T.eq(first:wait(10), 0, "first janitor's exit status")
+    T.eq(J.states(srv, "lock"), { ["lock-1"] = "dirty/-", ["lock-2"] = "dirty/-" }, "released by the first")
+    -- The lock goes with the janitor: a new one may use the file now.
+    local p2 = J.policy([[janitor.policy{ type = "lock", clean = function() return true end }]])
+    local _, err2, code2 = J.once(srv, { "--state-file", state }, { p2 })
+    T.eq(code2, 0, "a later janitor on the file; stderr:\n" .. err2)
+    T.eq(J.states(srv, "lock"), { ["lock-1"] = "free/-", ["lock-2"] = "free/-" }, "cleaned by the later one")
+  end)
+end)
+
+T.test("os.exit in a policy file at load time fails the load (exit 2), not the run", function()
+  J.check_counts(srv, TYPES, function()
+    local p = J.policy([[
+      janitor.policy{ type = "exit", clean = function() return true end }
+      os.exit(0)
+    ]])
+    local _, err, code = J.once(srv, {}, { p })
+    T.eq(code, 2, "exit status; stderr:\n" .. err)
+    T.match(err, "policy%.lua:2: os%.exit called while loading policy file .*policy%.lua", "message names the file")
+    T.eq(J.states(srv, "exit"), { ["exit-1"] = "dirty/-" }, "nothing leased")
+    -- os.exit inside a cleaning still ends only that worker.
+    local p2 = J.policy([[janitor.policy{ type = "exit", clean = function() os.exit(0) end }]])
+    local _, err2, code2 = J.once(srv, {}, { p2 })
+    T.eq(code2, 1, "exit status with os.exit in clean")
+    T.match(err2, "name=exit%-1 outcome=", "cleaning ended")
+    T.eq(J.states(srv, "exit"), { ["exit-1"] = "dirty/-" }, "back to dirty")
+  end)
+end)
+
+T.test("loop.http and loop.spawn check their arguments before allocating; one strict request reader", function()
+  local out, err, code = T.run({ "run", "-e", [[
+    local loop = require "bosk.loop"
+    local conn = require("bosk.http").new()
+    local cb = function() end
+    local function try(f, ...) print((select(2, pcall(f, ...)))) end
+    try(loop.http, { url = "http://127.0.0.1:1/", method = {} }, cb)
+    try(loop.http, { url = "http://127.0.0.1:1/", bogus = 1 }, cb)
+    try(conn.request, conn, { url = "http://127.0.0.1:1/", bogus = 1 })
+    try(loop.http, { method = "GET" }, cb)
+    try(loop.http, { url = "http://127.0.0.1:1/", timeout = -1 }, cb)
+    try(loop.http, { url = "http://127.0.0.1:1/" }, nil)
+    try(loop.spawn, "k", "payload", cb)
+    loop.close()
+  ]] })
+  T.eq(code, 0, "bosk run; stderr:\n" .. err)
+  T.eq(lines_of(out), {
+    "bad argument #1 to 'http' (field 'method' must be a string, got table)",
+    "bad argument #1 to 'http' (unknown field 'bogus')",
+    "bad argument #1 to 'request' (unknown field 'bogus')",
+    "bad argument #1 to 'http' (field 'url' is required)",
+    "bad argument #1 to 'http' (field 'timeout' out of range)",
+    "bad argument #2 to 'bosk.loop.http' (function expected, got nil)",
+    "loop.spawn: no worker handler; call loop.zygote(handler) first",
+  }, "messages")
+end)
+
+T.cleanup()
