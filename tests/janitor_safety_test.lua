@@ -58,6 +58,62 @@ T.test("a second janitor on the same --state-file exits 1 naming the file; the f
   end)
 end)
 
+-- A policy whose cleaning of each resource starts a daemon that leaves the
+-- worker's process group and session (setsid) and records its pid; `tail`
+-- is what the cleaning does afterwards.
+local function escaping_policy(dir, extra, tail)
+  return J.policy(string.format([[
+    janitor.policy{ type = "esc", %s clean = function(res)
+      janitor.exec{ "setsid", "sh", "-c", "sleep 30 & echo $! > %s/pid-" .. res.name }
+      %s
+    end }
+  ]], extra, dir, tail))
+end
+
+local function daemons_gone(dir)
+  local pids = {}
+  for _, name in ipairs{ "esc-1", "esc-2" } do
+    local pid = tonumber(T.read_file(dir .. "/pid-" .. name) or "")
+    T.ok(pid, "the cleaning of " .. name .. " recorded its daemon's pid")
+    pids[#pids + 1] = pid
+  end
+  T.wait_until(function()
+    for _, pid in ipairs(pids) do if J.live(pid) then return false end end
+    return true
+  end, 5, function()
+    local live = {}
+    for _, pid in ipairs(pids) do if J.live(pid) then live[#live + 1] = pid end end
+    for _, pid in ipairs(live) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+    return "the setsid daemons to be gone; still alive: " .. table.concat(live, " ")
+  end)
+end
+
+T.test("a daemon started with setsid does not outlive a cleaning that returns", function()
+  J.check_counts(srv, TYPES, function()
+    local dir = T.tmpdir()
+    local _, err, code = J.once(srv, {}, { escaping_policy(dir, "", "return true") })
+    T.eq(code, 0, "exit status; stderr:\n" .. err)
+    T.eq(J.states(srv, "esc"), { ["esc-1"] = "free/-", ["esc-2"] = "free/-" }, "cleaned")
+    daemons_gone(dir)
+    local back = J.policy("janitor.policy{ type = 'esc', from = 'free', to = 'dirty', clean = function() return true end }")
+    T.eq(select(3, J.once(srv, {}, { back })), 0, "esc back to dirty")
+  end)
+end)
+
+T.test("a daemon started with setsid does not outlive a cleaning that times out or exits", function()
+  J.check_counts(srv, TYPES, function()
+    local dir = T.tmpdir()
+    local p = escaping_policy(dir, 'timeout = "0.5s",', [[
+      if res.name == "esc-1" then os.exit(0) end
+      require("bosk.core").sleep(60)]])
+    local out, err, code = J.once(srv, {}, { p })
+    T.eq(code, 1, "exit status; stderr:\n" .. err)
+    T.match(out, "esc%s+timeout%s+1", "one timed out")
+    T.eq(J.states(srv, "esc"), { ["esc-1"] = "dirty/-", ["esc-2"] = "dirty/-" }, "back to dirty")
+    daemons_gone(dir)
+  end)
+end)
+
 T.test("os.exit in a policy file at load time fails the load (exit 2), not the run", function()
   J.check_counts(srv, TYPES, function()
     local p = J.policy([[

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <lauxlib.h>
 #include "core/core.h"
+#include "janitor/descendants.h"
 #include "janitor/exec.h"
 #include "janitor/worker.h"
 
@@ -82,7 +83,9 @@ ssize_t wmsg_recv(int fd, char **buf)
 
 /* ---- the worker ---- */
 
-/* A worker whose parent died (PR_SET_PDEATHSIG) takes its group down. */
+/* A worker whose parent died (PR_SET_PDEATHSIG) takes its group down.
+ * (Only async-signal-safe calls here, so no walk of /proc: what left the
+ * group goes to init; see docs/janitor-processes.md.) */
 static void worker_orphaned(int signum)
 {
     killpg(0, SIGKILL);
@@ -110,11 +113,15 @@ static void worker_signals(void)
  * the report alone, without waiting for this process to exit and be reaped
  * (which, during a burst, queues behind the zygote's forks). Returns 1 when
  * the group is gone, 0 when it could not be done (the supervisor then waits
- * for the exit, after which the zygote kills the group as before). */
+ * for the exit, after which the zygote kills the group as before). Either
+ * way the descendants outside the group are killed first. */
 static int leave_group_and_kill_it(void)
 {
     prctl(PR_SET_PDEATHSIG, 0);        /* worker_orphaned would now hit the zygote's group */
     signal(SIGUSR2, SIG_DFL);
+    /* Processes that left the group (setsid) are still below this worker,
+     * a subreaper: they go first, whatever happens to the group. */
+    kill_descendants(getpid(), NULL, NULL);
     pid_t zygote_group = getpgid(getppid());
     if (zygote_group < 0 || setpgid(0, zygote_group) != 0)
         return 0;
@@ -173,6 +180,9 @@ static void worker_main(uint32_t id, const char *key, size_t key_len,
                         const char *payload, size_t payload_len)
 {
     setpgid(0, 0);
+    /* Orphans of the cleaning (a daemon started with setsid whose parent
+     * exited) are reparented here, not to init, so they can be killed. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     worker_signals();
     close(Z.sigfd);
     exec_enter_worker();
@@ -301,11 +311,8 @@ static zworker *find_pid(pid_t pid)
 /* For each exited worker: kill its group (reserved while the zombie
  * exists), reap it, report its wait status. waitid(P_ALL, WNOWAIT) finds
  * the exited ones without asking every live worker in turn. */
-static void reap_workers(void)
+static void reap_exited(void)
 {
-    struct signalfd_siginfo si;
-    while (read(Z.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
-        ;
     for (;;) {
         siginfo_t info;
         memset(&info, 0, sizeof info);
@@ -325,6 +332,31 @@ static void reap_workers(void)
     }
 }
 
+static int is_worker(pid_t pid, void *ctx)
+{
+    (void)ctx;
+    return find_pid(pid) != NULL;
+}
+
+/* The zygote is a subreaper: what a dead worker left running (setsid'd
+ * daemons, the children of its killed group) is reparented here before the
+ * worker's exit is seen. Every child that is not a worker is such a
+ * leftover; it and everything below it is killed. Killed leftovers send
+ * SIGCHLD in turn, so whatever they forked meanwhile is found next time. */
+static void kill_leftovers(void)
+{
+    kill_descendants(getpid(), is_worker, NULL);
+}
+
+static void reap_workers(void)
+{
+    struct signalfd_siginfo si;
+    while (read(Z.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+    reap_exited();
+    kill_leftovers();
+}
+
 static void zygote_shutdown(void)
 {
     for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
@@ -334,12 +366,14 @@ static void zygote_shutdown(void)
         if (Z.workers[i].pid != 0)
             while (waitpid(Z.workers[i].pid, NULL, 0) < 0 && errno == EINTR)
                 ;
+    kill_descendants(getpid(), NULL, NULL);
     _exit(0);
 }
 
 static void zygote_main(void)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     for (int s = 1; s < 32; s++)
         if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
             signal(s, SIG_DFL);
