@@ -114,6 +114,62 @@ T.test("a daemon started with setsid does not outlive a cleaning that times out 
   end)
 end)
 
+T.test("SIGTERM with a cleaning that ignores it: killed after --grace, released to on_failure, exit in bound", function()
+  local help = T.run({ "janitor", "--help" })
+  T.match(help, "%-%-grace .-Kubernetes.-%(default 20s%)", "--help gives the default grace and why")
+  J.check_counts(srv, TYPES, function()
+    local dir = T.tmpdir()
+    local p = J.policy(string.format([[
+      janitor.policy{ type = "stuck", clean = function()
+        janitor.exec{ "sh", "-c", "trap '' TERM; echo $$ > %s/sh; while :; do sleep 0.1; done" }
+        return true
+      end }
+    ]], dir))
+    local j = J.start(srv, { "--grace", "1s" }, { p })
+    local sh = T.wait_until(function() return tonumber(T.read_file(dir .. "/sh") or "") end, 10, "cleaning started")
+    local t0 = T.now()
+    os.execute("kill -TERM " .. sh)
+    j:kill("TERM")
+    T.eq(j:wait(1 + 4 + 3), 0, "exit status within grace + release phase")
+    T.ok(T.now() - t0 < 1 + 4 + 1, "exited within the bound")
+    T.eq(J.states(srv, "stuck"), { ["stuck-1"] = "dirty/-" }, "released to its failure state")
+    T.ok(not J.live(sh), "the cleaning's shell is gone")
+  end)
+end)
+
+T.test("SIGTERM with a server that stops answering: the release phase is bounded", function()
+  local F = require("fake")
+  local f = F.start(T)
+  f:reset()
+  f:script{ { status = 200, body = F.res("hang-1") } }
+  f:default{ status = 404, body = "resource not found" }
+  local dir = T.tmpdir()
+  local p = J.policy(string.format([[
+    janitor.policy{ type = "t", clean = function()
+      janitor.exec{ "sh", "-c", "touch %s/started; exec sleep 60" }
+      return true
+    end }
+  ]], dir))
+  local state = dir .. "/leases.db"
+  local j = J.start({ url = f.url }, { "--grace", "0.5s", "--state-file", state }, { p })
+  T.wait_until(function() return T.read_file(dir .. "/started") end, 10, "cleaning started")
+  f:default{ delay = 60 }                 -- from now on nothing is answered
+  T.sleep(0.3)                            -- an acquire or two now hang
+  local t0 = T.now()
+  j:kill("TERM")
+  local code = j:wait(0.5 + 4 + 3)
+  local took = T.now() - t0
+  f:stop()
+  T.eq(code, 1, "exit status (a lease is left); output:\n" .. j:output())
+  T.ok(took < 0.5 + 4 + 1.5, "exited within grace + release phase, took " .. took)
+  T.match(j:output(), "release phase over.-leases=hang%-1", "says what was left")
+  local out = T.run({ "run", "-e", string.format([[
+    local j = assert(require("bosk.journal").open(%q))
+    for _, e in ipairs(j:list()) do print(e.name) end
+  ]], state) })
+  T.eq(out, "hang-1\n", "the lease stays in the state file for the next start")
+end)
+
 T.test("os.exit in a policy file at load time fails the load (exit 2), not the run", function()
   J.check_counts(srv, TYPES, function()
     local p = J.policy([[

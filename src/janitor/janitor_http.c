@@ -76,9 +76,13 @@ static void http_job_free(http_job *job)
     free(job);
 }
 
+/* Exchanges queued and not yet answered (loop thread only). */
+static int in_flight;
+
 static void http_done(uv_work_t *req, int status)
 {
     http_job *job = req->data;
+    in_flight--;
     lua_State *L = loop_lua();
     lua_rawgeti(L, LUA_REGISTRYINDEX, job->cb_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, job->cb_ref);
@@ -161,9 +165,18 @@ static int loop_http(lua_State *L)
         http_job_free(job);
         return luaL_error(L, "loop.http: %s", uv_strerror(rc));
     }
+    in_flight++;
     lua_pushvalue(L, 2);
     job->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
+}
+
+/* loop.http_in_flight() -> number of exchanges not yet answered. The
+ * janitor's shutdown uses it to know whether loop.close would wait. */
+static int loop_http_in_flight(lua_State *L)
+{
+    lua_pushinteger(L, in_flight);
+    return 1;
 }
 
 void janitor_http_close(void)
@@ -181,4 +194,6 @@ void janitor_http_register(lua_State *L)
     setenv("UV_THREADPOOL_SIZE", "8", 0);
     lua_pushcfunction(L, loop_http);
     lua_setfield(L, -2, "http");
+    lua_pushcfunction(L, loop_http_in_flight);
+    lua_setfield(L, -2, "http_in_flight");
 }
