@@ -170,6 +170,79 @@ T.test("SIGTERM with a server that stops answering: the release phase is bounded
   T.eq(out, "hang-1\n", "the lease stays in the state file for the next start")
 end)
 
+-- idle.py PORT N SECONDS: opens N idle connections to PORT, prints "open",
+-- then for SECONDS prints how many the server has closed, as it happens
+-- ("closed K"), and exits.
+local IDLE_PY = [[
+import select, socket, sys, time
+port, n, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(n)]
+print("open", flush=True)
+closed, deadline = set(), time.monotonic() + secs
+while time.monotonic() < deadline and len(closed) < n:
+    live = [s for s in socks if s not in closed]
+    ready, _, _ = select.select(live, [], [], 0.1)
+    for s in ready:
+        try:
+            data = s.recv(1)
+        except OSError:
+            data = b""
+        if not data:
+            closed.add(s)
+            print("closed", len(closed), flush=True)
+time.sleep(max(0, deadline - time.monotonic()))
+]]
+
+local function idle_clients(port, n, secs)
+  local script = T.write_file(T.tmpdir() .. "/idle.py", IDLE_PY)
+  local p = T.spawn({ "python3", script, tostring(port), tostring(n), tostring(secs) })
+  T.wait_until(function() return p:output():find("open") end, 10, "idle connections opened:\n" .. p:output())
+  return p
+end
+
+local function closed_count(p)
+  local n = 0
+  for k in p:output():gmatch("closed (%d+)") do n = tonumber(k) end
+  return n
+end
+
+T.test("the metrics endpoint closes idle connections and bounds their number", function()
+  local port = T.free_port()
+  local server = T.spawn({ T.bosk, "run", "-e", string.format([[
+    local loop = require "bosk.loop"
+    assert(loop.metrics_listen("127.0.0.1", %d, { idle_timeout = 1, max_connections = 6, max_per_ip = 4 }))
+    loop.metrics_set("x 1\n")
+    loop.timer(20, 0, function() loop.stop() end)
+    loop.run()
+    loop.close()
+  ]], port) })
+  T.wait_until(function() return T.http("GET", "http://127.0.0.1:" .. port .. "/metrics") == 200 end, 10, "endpoint up")
+  local clients = idle_clients(port, 12, 6)
+  T.wait_until(function() return closed_count(clients) >= 8 end, 3, "the 8 over the per-address limit closed at once")
+  T.ok(closed_count(clients) < 12, "the other 4 still open before their idle timeout")
+  T.wait_until(function() return closed_count(clients) == 12 end, 4, "the other 4 closed after 1 s idle")
+  T.eq(T.http("GET", "http://127.0.0.1:" .. port .. "/metrics"), 200, "still serving")
+  server:stop()
+end)
+
+T.test("the janitor's --metrics-listen, under 100 idle connections, keeps its descriptors bounded", function()
+  local port = T.free_port()
+  local p = J.policy([[janitor.policy{ type = "lock", from = "nothing-here", clean = function() return true end }]])
+  local j = J.start(srv, { "--metrics-listen", "127.0.0.1:" .. port, "--grace", "0.2s" }, { p })
+  T.wait_until(function() return T.http("GET", "http://127.0.0.1:" .. port .. "/metrics") == 200 end, 10, "endpoint up")
+  local function fds() return tonumber((T.sh("ls /proc/" .. j.pid .. "/fd | wc -l"))) end
+  local before = fds()
+  local clients = idle_clients(port, 100, 3)
+  T.sleep(0.5)
+  local during = fds()
+  T.ok(during - before <= 32, string.format("descriptors %d before, %d with 100 idle clients", before, during))
+  T.ok(closed_count(clients) >= 100 - 32, "connections over the limit closed: " .. closed_count(clients))
+  clients:stop()
+  T.wait_until(function() return T.http("GET", "http://127.0.0.1:" .. port .. "/metrics") == 200 end, 5, "serving after")
+  j:kill("TERM")
+  T.eq(j:wait(10), 0, "janitor exit status")
+end)
+
 T.test("os.exit in a policy file at load time fails the load (exit 2), not the run", function()
   J.check_counts(srv, TYPES, function()
     local p = J.policy([[
