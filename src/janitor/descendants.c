@@ -106,7 +106,10 @@ int kill_descendants(pid_t root, int (*spare)(pid_t pid, void *ctx), void *ctx)
 {
     static pid_list found;       /* large: not on the stack of a worker */
     found.len = 0;
-    children_of(root, &found);
+    if (root == getpid() && children_files())
+        read_children_file("/proc/thread-self/children", &found);   /* one read */
+    else
+        children_of(root, &found);
     if (spare != NULL) {
         int kept = 0;
         for (int i = 0; i < found.len; i++)

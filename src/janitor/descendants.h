@@ -17,7 +17,9 @@
  * are listed, so it cannot fork behind the walk. Returns the number of
  * processes signalled. At most DESCENDANTS_MAX are visited per call;
  * callers call again on the next SIGCHLD, when the rest have been
- * reparented to them. */
+ * reparented to them. root == getpid() is taken for a single-threaded
+ * caller (a worker, the worker factory): its children are read from one
+ * file, the common case being that there are none. */
 #define DESCENDANTS_MAX 4096
 int kill_descendants(pid_t root, int (*spare)(pid_t pid, void *ctx), void *ctx);
 

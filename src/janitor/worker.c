@@ -39,6 +39,7 @@ static struct {
     int handler_ref;
     zworker workers[ZYGOTE_MAX_WORKERS];
     int count;
+    int used;           /* slots [used, MAX) have never held a worker */
 } Z;
 
 int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,
@@ -228,17 +229,23 @@ static void kill_worker(pid_t pid)
 
 static zworker *find_worker(uint32_t id)
 {
-    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+    for (int i = 0; i < Z.used; i++)
         if (Z.workers[i].pid != 0 && Z.workers[i].id == id)
             return &Z.workers[i];
     return NULL;
 }
 
+/* The first free slot: slots stay packed at the front, so the lookups
+ * below scan Z.used of them, about as many as run at once. */
 static zworker *free_slot(void)
 {
-    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
-        if (Z.workers[i].pid == 0)
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++) {
+        if (Z.workers[i].pid == 0) {
+            if (i >= Z.used)
+                Z.used = i + 1;
             return &Z.workers[i];
+        }
+    }
     return NULL;
 }
 
@@ -302,7 +309,7 @@ static int handle_messages(void)
 
 static zworker *find_pid(pid_t pid)
 {
-    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+    for (int i = 0; i < Z.used; i++)
         if (Z.workers[i].pid == pid)
             return &Z.workers[i];
     return NULL;
