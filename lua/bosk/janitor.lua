@@ -22,6 +22,14 @@ local M = {}
 local Sup = {}
 Sup.__index = Sup
 
+-- Shutdown fits Kubernetes' default terminationGracePeriodSeconds (30 s,
+-- then SIGKILL): after --grace (default 20 s) the leases still held get
+-- RELEASE_PHASE seconds to be released, with requests that time out after
+-- SHUTDOWN_HTTP_TIMEOUT; then the janitor exits anyway and what is left
+-- stays in the state file. 20 + 4 leaves a margin for the exit itself.
+M.RELEASE_PHASE = 4
+local SHUTDOWN_HTTP_TIMEOUT = 2
+
 -- Worker side -------------------------------------------------------------
 
 -- The error message and the traceback of the policy's frames only.
@@ -160,7 +168,7 @@ function Sup:release(lease, dest)
       self:forget(lease)
       break
     end
-    if self.stopping and attempts >= 4 then
+    if self.stopping and (attempts >= 4 or core.monotime() >= self.deadline) then
       jlog.error("release failed; lease left in the state file", { type = lease.type, name = lease.name, dest = dest, error = msg })
       if self.held[lease.name] == lease then
         self.held[lease.name] = nil
@@ -531,6 +539,9 @@ function Sup:shutdown(why)
     return
   end
   self.stopping = true
+  self.deadline = core.monotime() + self.opts.grace + M.RELEASE_PHASE
+  -- Requests from now on are the releases of the shutdown: short ones.
+  self.api.timeout = math.min(self.api.timeout or SHUTDOWN_HTTP_TIMEOUT, SHUTDOWN_HTTP_TIMEOUT)
   for _, t in ipairs(self.schedules or {}) do t:stop() end
   jlog.info("stopping: no new leases; waiting for running cleanings", { signal = why, grace = self.opts.grace })
   loop.timer(self.opts.grace, 0, function()
@@ -540,7 +551,23 @@ function Sup:shutdown(why)
       loop.kill(id)
     end
   end)
+  loop.timer(self.opts.grace + M.RELEASE_PHASE, 0, function() self:give_up() end)
   self:check_done()
+end
+
+-- The release phase is over and leases are still held (a server that does
+-- not answer): exit now, leaving them in the state file for the next start.
+function Sup:give_up()
+  if self.finished then return end
+  local names = {}
+  for name in pairs(self.held) do names[#names + 1] = name end
+  table.sort(names)
+  jlog.error("shutdown: release phase over; exiting with leases left in the state file",
+             { leases = table.concat(names, ","), release_phase = M.RELEASE_PHASE })
+  self.gave_up = true
+  self.exit_code = 1
+  self.finished = true
+  loop.stop()
 end
 
 function Sup:idle()
@@ -581,6 +608,12 @@ function Sup:run()
   end
   self:start()
   if not self.finished then loop.run() end
+  if self.gave_up and loop.http_in_flight() > 0 then
+    -- loop.close would wait for those requests (up to their timeout),
+    -- past the bound; the journal is committed, the zygote follows us.
+    if self.journal then self.journal:close() end
+    loop.exit_now(self.exit_code)
+  end
   for _, t in ipairs(self.timers) do t:stop() end
   for _, t in ipairs(self.schedules) do t:stop() end
   for _, s in ipairs(self.signals or {}) do s:stop() end

@@ -14,7 +14,8 @@ local spec = flags.with(flags.common("Janitor"), {
   { "update-frequency", kind = "duration", default = 300, help = "heartbeat period for held leases" },
   { "state-file", help = "SQLite journal of held leases, released at the next start after a crash" },
   { "metrics-listen", help = "HOST:PORT serving Prometheus metrics" },
-  { "grace", kind = "duration", default = 30, help = "on SIGTERM/SIGINT, how long running cleanings may finish" },
+  { "grace", kind = "duration", default = 20,
+    help = "on SIGTERM/SIGINT, how long running cleanings may finish; releasing what is held then takes at most 4s more, so the default shutdown ends within Kubernetes' 30s terminationGracePeriodSeconds" },
   { "poll-interval", kind = "duration", default = 60, help = "how long a type with nothing to clean rests" },
   { "log-format", default = "text", help = "text or json" },
 })

@@ -204,13 +204,27 @@ local function boskos_global()
   end })
 end
 
+-- While a policy file loads, os.exit raises instead: a file that called it
+-- ended `janitor --once` with status 0 having cleaned nothing. The real
+-- os.exit is back once the file has run (workers replace it again, with
+-- one that skips the parent's destructors).
+local function exit_guard(path)
+  return function()
+    error(string.format("os.exit called while loading policy file %s (loading a policy must not end the janitor)",
+                        path), 2)
+  end
+end
+
 -- load(reg, path) -> true | nil, message (syntax errors, policy mistakes)
 function M.load(reg, path)
   local chunk, err = loadfile(path)
   if not chunk then return nil, err end
   _G.janitor = M.api(reg)
   if rawget(_G, "boskos") == nil then _G.boskos = boskos_global() end
+  local real_exit = os.exit
+  os.exit = exit_guard(path)
   local ok, run_err = pcall(chunk)
+  os.exit = real_exit
   if not ok then return nil, tostring(run_err) end
   return true
 end

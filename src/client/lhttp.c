@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <lauxlib.h>
 #include "core/modules.h"
+#include "client/request_opts.h"
 #include "client/transport.h"
 
 #define CONN_META "bosk.http.conn"
@@ -74,75 +75,13 @@ static int conn_tostring(lua_State *L)
     return 1;
 }
 
-static const char *const request_fields[] = {
-    "method", "url", "body", "content_type", "username", "password",
-    "connect_timeout", "timeout", "max_body", NULL
-};
-
-/* Raises unless every key of the options table (at idx) is a known field. */
-static void reject_unknown(lua_State *L, int idx)
-{
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        lua_pop(L, 1);
-        int known = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (int i = 0; request_fields[i] && !known; i++)
-                known = strcmp(lua_tostring(L, -1), request_fields[i]) == 0;
-        if (!known)
-            luaL_error(L, "bad argument #1 to 'request' (unknown field '%s')",
-                       luaL_tolstring(L, -1, NULL));
-    }
-}
-
-/* The string field `name` of the table at idx, or NULL when absent. */
-static const char *opt_string(lua_State *L, int idx, const char *name, size_t *len)
-{
-    int type = lua_getfield(L, idx, name);
-    const char *s = NULL;
-    if (type == LUA_TSTRING)
-        s = lua_tolstring(L, -1, len);
-    else if (type != LUA_TNIL)
-        luaL_error(L, "bad argument #1 to 'request' (field '%s' must be a string, got %s)",
-                   name, luaL_typename(L, -1));
-    lua_pop(L, 1); /* the string stays alive: the options table holds it */
-    return s;
-}
-
-/* The non-negative number field `name` (at most `max`), or dflt when absent. */
-static double opt_number(lua_State *L, int idx, const char *name, double dflt, double max)
-{
-    int type = lua_getfield(L, idx, name);
-    double v = dflt;
-    if (type == LUA_TNUMBER)
-        v = lua_tonumber(L, -1);
-    else if (type != LUA_TNIL)
-        luaL_error(L, "bad argument #1 to 'request' (field '%s' must be a number, got %s)",
-                   name, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    if (!(v >= 0) || v > max)
-        luaL_error(L, "bad argument #1 to 'request' (field '%s' out of range)", name);
-    return v;
-}
-
+/* Reads the options table (argument 2, "#1" to the caller of the method)
+ * with the reader loop.http shares (request_opts.h). */
 static void read_request(lua_State *L, transport_request *req)
 {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    reject_unknown(L, 2);
     memset(req, 0, sizeof *req);
-    req->method = opt_string(L, 2, "method", NULL);
-    if (req->method == NULL)
-        req->method = "GET";
-    req->url = opt_string(L, 2, "url", NULL);
-    if (req->url == NULL)
-        luaL_error(L, "bad argument #1 to 'request' (field 'url' is required)");
-    req->body = opt_string(L, 2, "body", &req->body_len);
-    req->content_type = opt_string(L, 2, "content_type", NULL);
-    req->username = opt_string(L, 2, "username", NULL);
-    req->password = opt_string(L, 2, "password", NULL);
-    req->connect_timeout = opt_number(L, 2, "connect_timeout", 0, 1e9);
-    req->timeout = opt_number(L, 2, "timeout", 0, 1e9);
-    req->max_body = (size_t)opt_number(L, 2, "max_body", (double)DEFAULT_MAX_BODY, 0x1p53);
+    req->max_body = DEFAULT_MAX_BODY;
+    request_opts_read(L, 2, 1, "request", req);
 }
 
 static const char *kind_name(transport_error_kind kind)

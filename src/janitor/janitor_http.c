@@ -10,7 +10,8 @@
 #include <uv.h>
 #include <lauxlib.h>
 #include "janitor/janitor_http.h"
-#include "janitor/supervisor.h"
+#include "janitor/loop.h"
+#include "client/request_opts.h"
 #include "client/transport.h"
 
 #define HTTP_MAX_BODY ((size_t)16 << 20)
@@ -75,10 +76,14 @@ static void http_job_free(http_job *job)
     free(job);
 }
 
+/* Exchanges queued and not yet answered (loop thread only). */
+static int in_flight;
+
 static void http_done(uv_work_t *req, int status)
 {
     http_job *job = req->data;
-    lua_State *L = supervisor_state();
+    in_flight--;
+    lua_State *L = loop_lua();
     lua_rawgeti(L, LUA_REGISTRYINDEX, job->cb_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, job->cb_ref);
     if (status == 0 && job->rc == 0) {
@@ -93,73 +98,85 @@ static void http_done(uv_work_t *req, int status)
         lua_pushnil(L);
     }
     http_job_free(job);
-    supervisor_call(4);
+    loop_call(4);
 }
 
-static char *opt_string(lua_State *L, int idx, const char *field, size_t *len)
+/* A malloc'd copy of s[0..len) (NUL-terminated), or NULL when s is NULL.
+ * *failed is set when the copy could not be made. */
+static char *copy_string(const char *s, size_t len, int *failed)
 {
-    lua_getfield(L, idx, field);
-    size_t n = 0;
-    const char *s = luaL_optlstring(L, -1, NULL, &n);
-    char *copy = NULL;
-    if (s != NULL) {
-        copy = malloc(n + 1);
-        if (copy == NULL)
-            luaL_error(L, "loop.http: out of memory");
-        memcpy(copy, s, n + 1);
+    if (s == NULL)
+        return NULL;
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        *failed = 1;
+        return NULL;
     }
-    if (len)
-        *len = n;
-    lua_pop(L, 1);
+    memcpy(copy, s, len);
+    copy[len] = '\0';
     return copy;
 }
 
-static double opt_number(lua_State *L, int idx, const char *field, double dflt)
+/* A job owning copies of the request's strings (they must outlive the Lua
+ * table: the exchange runs on another thread), or NULL when out of memory. */
+static http_job *job_new(const transport_request *req)
 {
-    lua_getfield(L, idx, field);
-    double v = luaL_optnumber(L, -1, dflt);
-    lua_pop(L, 1);
-    return v;
+    http_job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return NULL;
+    int failed = 0;
+    const char *from[6] = { req->method, req->url, req->body, req->content_type,
+                            req->username, req->password };
+    for (int i = 0; i < 6; i++) {
+        size_t len = i == 2 ? req->body_len : from[i] ? strlen(from[i]) : 0;
+        job->strings[i] = copy_string(from[i], len, &failed);
+    }
+    if (failed) {
+        http_job_free(job);
+        return NULL;
+    }
+    job->req = *req;
+    job->req.method = job->strings[0];
+    job->req.url = job->strings[1];
+    job->req.body = job->strings[2];
+    job->req.content_type = job->strings[3];
+    job->req.username = job->strings[4];
+    job->req.password = job->strings[5];
+    return job;
 }
 
 /* loop.http(request, cb)
  * request: {method=, url=, body=, content_type=, username=, password=,
- * timeout= (s), connect_timeout= (s)}. cb(status, body, nil, status_line)
- * on any HTTP answer, cb(nil, nil, message) on a transport failure. */
+ * timeout= (s, default 30), connect_timeout= (s, default 5), max_body=},
+ * read strictly (request_opts.h) before anything is allocated.
+ * cb(status, body, nil, status_line) on any HTTP answer, cb(nil, nil,
+ * message) on a transport failure. */
 static int loop_http(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    transport_request req = { .connect_timeout = 5, .timeout = 30, .max_body = HTTP_MAX_BODY };
+    request_opts_read(L, 1, 1, "http", &req);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    http_job *job = calloc(1, sizeof *job);
+    http_job *job = job_new(&req);
     if (job == NULL)
         return luaL_error(L, "loop.http: out of memory");
-    size_t body_len = 0;
-    job->strings[0] = opt_string(L, 1, "method", NULL);
-    job->strings[1] = opt_string(L, 1, "url", NULL);
-    job->strings[2] = opt_string(L, 1, "body", &body_len);
-    job->strings[3] = opt_string(L, 1, "content_type", NULL);
-    job->strings[4] = opt_string(L, 1, "username", NULL);
-    job->strings[5] = opt_string(L, 1, "password", NULL);
-    if (job->strings[1] == NULL) {
-        http_job_free(job);
-        return luaL_error(L, "loop.http: request.url is required");
-    }
-    job->req = (transport_request){
-        .method = job->strings[0] ? job->strings[0] : "GET", .url = job->strings[1],
-        .body = job->strings[2], .body_len = body_len, .content_type = job->strings[3],
-        .username = job->strings[4], .password = job->strings[5],
-        .connect_timeout = opt_number(L, 1, "connect_timeout", 5),
-        .timeout = opt_number(L, 1, "timeout", 30), .max_body = HTTP_MAX_BODY,
-    };
     job->work.data = job;
-    int rc = uv_queue_work(supervisor_loop(), &job->work, http_work, http_done);
+    int rc = uv_queue_work(loop_uv(), &job->work, http_work, http_done);
     if (rc != 0) {
         http_job_free(job);
         return luaL_error(L, "loop.http: %s", uv_strerror(rc));
     }
+    in_flight++;
     lua_pushvalue(L, 2);
     job->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
+}
+
+/* loop.http_in_flight() -> number of exchanges not yet answered. The
+ * janitor's shutdown uses it to know whether loop.close would wait. */
+static int loop_http_in_flight(lua_State *L)
+{
+    lua_pushinteger(L, in_flight);
+    return 1;
 }
 
 void janitor_http_close(void)
@@ -177,4 +194,6 @@ void janitor_http_register(lua_State *L)
     setenv("UV_THREADPOOL_SIZE", "8", 0);
     lua_pushcfunction(L, loop_http);
     lua_setfield(L, -2, "http");
+    lua_pushcfunction(L, loop_http_in_flight);
+    lua_setfield(L, -2, "http_in_flight");
 }

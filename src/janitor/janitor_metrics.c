@@ -4,7 +4,18 @@
  * The Lua supervisor renders the exposition text on the loop thread and
  * hands it over with loop.metrics_set(text); MHD's own thread answers every
  * GET with a copy taken under a mutex, so no Lua state is ever touched off
- * the loop thread. */
+ * the loop thread.
+ *
+ * Connections are bounded: an idle one is closed after METRICS_IDLE_TIMEOUT
+ * seconds, and at most METRICS_MAX_CONNECTIONS are open at once
+ * (METRICS_MAX_PER_IP from one address); MHD closes the ones over the limit
+ * as soon as it accepts them. Idle clients therefore cannot fill the
+ * janitor's descriptor table, which it needs for its server connections,
+ * its workers and its state file. A Prometheus server uses one connection
+ * per target. */
+#define METRICS_IDLE_TIMEOUT 10
+#define METRICS_MAX_CONNECTIONS 32
+#define METRICS_MAX_PER_IP 8
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -46,12 +57,30 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     return rc;
 }
 
-/* loop.metrics_listen(host, port) -> true | nil, message
- * host: an IPv4 address; port: integer. Serves the text set last. */
+/* The integer field `name` (1 .. 100000) of the optional table at idx, or dflt. */
+static unsigned limit_field(lua_State *L, int idx, const char *name, unsigned dflt)
+{
+    if (lua_isnoneornil(L, idx))
+        return dflt;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, name);
+    lua_Integer v = luaL_optinteger(L, -1, dflt);
+    lua_pop(L, 1);
+    if (v < 1 || v > 100000)
+        luaL_error(L, "metrics_listen: %s must be between 1 and 100000", name);
+    return (unsigned)v;
+}
+
+/* loop.metrics_listen(host, port[, limits]) -> true | nil, message
+ * host: an IPv4 address; port: integer. Serves the text set last.
+ * limits (tests): {idle_timeout = s, max_connections =, max_per_ip =}. */
 static int metrics_listen(lua_State *L)
 {
     const char *host = luaL_checkstring(L, 1);
     lua_Integer port = luaL_checkinteger(L, 2);
+    unsigned idle = limit_field(L, 3, "idle_timeout", METRICS_IDLE_TIMEOUT);
+    unsigned max_conns = limit_field(L, 3, "max_connections", METRICS_MAX_CONNECTIONS);
+    unsigned per_ip = limit_field(L, 3, "max_per_ip", METRICS_MAX_PER_IP);
     char err[256];
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
@@ -69,9 +98,14 @@ static int metrics_listen(lua_State *L)
     }
     if (M.daemon != NULL)
         return luaL_error(L, "metrics_listen: already listening");
-    M.daemon = dl_mhd.start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+    /* MHD_USE_AUTO: poll or epoll, so a descriptor above 1024 (a busy
+     * janitor) is no problem as it would be for select. */
+    M.daemon = dl_mhd.start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG,
                                    (uint16_t)port, NULL, NULL, answer, NULL,
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, idle,
+                                   MHD_OPTION_CONNECTION_LIMIT, max_conns,
+                                   MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                                    MHD_OPTION_END);
     if (M.daemon == NULL) {
         lua_pushnil(L);

@@ -9,8 +9,24 @@
  * One row per lease the janitor holds: written as soon as an acquire
  * succeeds, deleted once the release is acknowledged. Rows left behind by a
  * crashed run are the leases the next run releases at start. WAL mode
- * with synchronous=NORMAL: a committed row survives a process crash. */
+ * with synchronous=NORMAL: a committed row survives a process crash.
+ *
+ * One janitor per file: journal.open takes an exclusive flock on the
+ * database file and keeps it until close (or until the process dies, when
+ * the kernel drops it). A second janitor on the same file would take the
+ * first one's live leases for a crashed run's and release them; it fails
+ * at open instead. The lock is an flock, not SQLite's locking_mode: it
+ * fails at once instead of after the busy timeout, and it is independent
+ * of SQLite's own fcntl locks. Forked children (the worker factory and its
+ * workers) close their copy of the descriptor, so a killed janitor's lock
+ * goes with it, not with the last of its children. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <lauxlib.h>
 #include <sqlite3.h>
 #include "core/modules.h"
@@ -22,7 +38,23 @@ enum { ST_ADD, ST_REMOVE, ST_LIST, ST_COUNT };
 typedef struct {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    int lock_fd;            /* holds the flock; -1 when closed */
 } journal;
+
+/* The descriptor a forked child must not keep (one journal per process). */
+static int lock_fd_to_drop = -1;
+
+static void drop_lock_in_child(void)
+{
+    if (lock_fd_to_drop >= 0)
+        close(lock_fd_to_drop);
+    lock_fd_to_drop = -1;
+}
+
+static void register_child_drop(void)
+{
+    pthread_atfork(NULL, NULL, drop_lock_in_child);
+}
 
 static const char *const statements[ST_COUNT] = {
     "INSERT OR REPLACE INTO leases(name, type, owner, via, on_failure, since) "
@@ -57,6 +89,39 @@ static void journal_release(journal *j)
     sqlite3 *db = j->db;
     j->db = NULL;
     sqlite3_close(db);
+    if (j->lock_fd >= 0) {
+        if (lock_fd_to_drop == j->lock_fd)
+            lock_fd_to_drop = -1;
+        close(j->lock_fd);        /* after sqlite3_close: see lock_journal */
+    }
+    j->lock_fd = -1;
+}
+
+/* Opens path and takes its exclusive flock, without waiting. The
+ * descriptor stays open until SQLite has closed the file: closing another
+ * descriptor of a file drops the process's fcntl locks on it, SQLite's
+ * included. Pushes nothing; returns the fd or -1 with a message in err. */
+static int lock_journal(const char *path, char *err, size_t err_len)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, err_len, "state file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, err_len, "state file %s is in use by another janitor "
+                     "(one janitor per state file)", path);
+        else
+            snprintf(err, err_len, "state file %s: cannot lock: %s", path, strerror(e));
+        return -1;
+    }
+    pthread_once(&once, register_child_drop);
+    lock_fd_to_drop = fd;
+    return fd;
 }
 
 /* journal.open(path) -> journal | nil, message */
@@ -65,7 +130,15 @@ static int journal_open(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     journal *j = lua_newuserdatauv(L, sizeof *j, 0);
     memset(j, 0, sizeof *j);
+    j->lock_fd = -1;
     luaL_setmetatable(L, JOURNAL_META);
+    char lock_err[512];
+    j->lock_fd = lock_journal(path, lock_err, sizeof lock_err);
+    if (j->lock_fd < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, lock_err);
+        return 2;
+    }
     int rc = sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     char *errmsg = NULL;
     if (rc == SQLITE_OK)

@@ -17,7 +17,8 @@
  * its own process group and sends its report over the zygote's socket,
  * watched here with a uv_poll. HTTP exchanges run on libuv's thread pool
  * (janitor_http.c), so a slow server never blocks a timer, a signal or the
- * reaping of a worker. */
+ * reaping of a worker. The loop and the Lua thread its callbacks use are
+ * the shared context in loop.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -33,7 +34,7 @@
 #include "janitor/janitor_metrics.h"
 #include "core/modules.h"
 #include "core/core.h"
-#include "janitor/supervisor.h"
+#include "janitor/loop.h"
 #include "janitor/worker.h"
 
 #define HANDLE_META "bosk.loop.handle"
@@ -60,8 +61,6 @@ typedef struct {
 } handle_ud;
 
 static struct {
-    lua_State *L;           /* the thread that runs loop.run */
-    uv_loop_t *loop;
     int zfd;                /* socket to the zygote, -1 when down */
     pid_t zpid;
     uv_poll_t zpoll;
@@ -69,33 +68,6 @@ static struct {
     uint32_t next_id;
     worker *workers;
 } S = { .zfd = -1, .handler_ref = LUA_NOREF };
-
-lua_State *supervisor_state(void)
-{
-    return S.L;
-}
-
-/* Calls the function under the nargs arguments on top of S.L; an error is
- * printed, never raised (we are inside a libuv callback). */
-void supervisor_call(int nargs)
-{
-    lua_State *L = S.L;
-    int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, core_traceback);
-    lua_insert(L, base);
-    if (lua_pcall(L, nargs, 0, base) != LUA_OK) {
-        fprintf(stderr, "bosk janitor: error in a loop callback: %s\n", lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-}
-
-uv_loop_t *supervisor_loop(void)
-{
-    if (S.loop == NULL)
-        S.loop = uv_default_loop();
-    return S.loop;
-}
 
 /* ---- timers and signals ---- */
 
@@ -121,11 +93,11 @@ static void watcher_stop(lua_State *L, watcher *w)
 
 static void fire(watcher *w)
 {
-    lua_State *L = S.L;
+    lua_State *L = loop_lua();
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->fn_ref);
     if (w->once)
         watcher_stop(L, w);      /* the function stays on the stack */
-    supervisor_call(0);
+    loop_call(0);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -163,7 +135,7 @@ static int loop_timer(lua_State *L)
     luaL_argcheck(L, after >= 0 && every >= 0, 1, "times must not be negative");
     watcher *w = new_watcher(L, 3);
     w->once = every == 0;
-    int rc = uv_timer_init(supervisor_loop(), &w->h.timer);
+    int rc = uv_timer_init(loop_uv(), &w->h.timer);
     w->h.timer.data = w;
     ((handle_ud *)lua_touserdata(L, -1))->w = w;
     if (rc == 0)
@@ -189,7 +161,7 @@ static int loop_signal(lua_State *L)
 {
     int signum = signal_number(L, 1);
     watcher *w = new_watcher(L, 2);
-    int rc = uv_signal_init(supervisor_loop(), &w->h.signal);
+    int rc = uv_signal_init(loop_uv(), &w->h.signal);
     w->h.signal.data = w;
     ((handle_ud *)lua_touserdata(L, -1))->w = w;
     if (rc == 0)
@@ -229,7 +201,7 @@ static worker *find_worker(uint32_t id, worker ***link)
  * unlinked). status < 0: the worker never ran (message in why). */
 static void finish_worker(worker *w, int status, const char *why)
 {
-    lua_State *L = S.L;
+    lua_State *L = loop_lua();
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->done_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, w->done_ref);
     if (w->report != NULL)
@@ -250,7 +222,7 @@ static void finish_worker(worker *w, int status, const char *why)
         lua_pushnil(L);
     free(w->report);
     free(w);
-    supervisor_call(4);
+    loop_call(4);
 }
 
 static void on_message(const wmsg_header *h, const char *body, size_t len)
@@ -326,12 +298,10 @@ static int zygote_up(lua_State *L)
 {
     if (S.zfd >= 0)
         return 0;
-    if (S.handler_ref == LUA_NOREF)
-        return luaL_error(L, "loop.spawn: call loop.zygote(handler) first");
     S.zfd = zygote_start(L, S.handler_ref, &S.zpid);
     if (S.zfd < 0)
         return -1;
-    int rc = uv_poll_init(supervisor_loop(), &S.zpoll, S.zfd);
+    int rc = uv_poll_init(loop_uv(), &S.zpoll, S.zfd);
     if (rc == 0) {
         rc = uv_poll_start(&S.zpoll, UV_READABLE | UV_DISCONNECT, on_zygote);
         if (rc != 0)
@@ -374,6 +344,9 @@ static int loop_spawn(lua_State *L)
     const char *key = luaL_checklstring(L, 1, &key_len);
     const char *payload = luaL_checklstring(L, 2, &payload_len);
     luaL_checktype(L, 3, LUA_TFUNCTION);
+    /* Checked before anything is allocated: a raise must leak nothing. */
+    if (S.handler_ref == LUA_NOREF)
+        return luaL_error(L, "loop.spawn: no worker handler; call loop.zygote(handler) first");
     worker *w = calloc(1, sizeof *w);
     if (w == NULL)
         return luaL_error(L, "loop.spawn: out of memory");
@@ -410,17 +383,16 @@ static int loop_kill(lua_State *L)
 /* loop.run(): runs callbacks until loop.stop() (or nothing is left). */
 static int loop_run(lua_State *L)
 {
-    lua_State *outer = S.L;
-    S.L = L;
-    uv_run(supervisor_loop(), UV_RUN_DEFAULT);
-    S.L = outer;
+    lua_State *outer = loop_set_lua(L);
+    uv_run(loop_uv(), UV_RUN_DEFAULT);
+    loop_set_lua(outer);
     return 0;
 }
 
 /* loop.stop(): makes loop.run return after the current callback. */
 static int loop_stop(lua_State *L)
 {
-    uv_stop(supervisor_loop());
+    uv_stop(loop_uv());
     return 0;
 }
 
@@ -440,9 +412,9 @@ static void close_any(uv_handle_t *h, void *arg)
  * for HTTP exchanges in flight, frees the transports. */
 static int loop_close(lua_State *L)
 {
-    if (S.loop == NULL)
+    if (!loop_uv_exists())
         return 0;
-    S.L = L;
+    loop_set_lua(L);
     if (S.zfd >= 0) {
         uv_poll_stop(&S.zpoll);
         zygote_close();
@@ -458,10 +430,10 @@ static int loop_close(lua_State *L)
         luaL_unref(L, LUA_REGISTRYINDEX, S.handler_ref);
     S.handler_ref = LUA_NOREF;
     janitor_metrics_stop();
-    uv_walk(S.loop, close_any, L);
-    uv_run(S.loop, UV_RUN_DEFAULT);
-    uv_loop_close(S.loop);
-    S.loop = NULL;
+    uv_walk(loop_uv(), close_any, L);
+    uv_run(loop_uv(), UV_RUN_DEFAULT);
+    uv_loop_close(loop_uv());
+    loop_uv_closed();
     janitor_http_close();
     return 0;
 }

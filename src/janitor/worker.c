@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <lauxlib.h>
 #include "core/core.h"
+#include "janitor/descendants.h"
 #include "janitor/exec.h"
 #include "janitor/worker.h"
 
@@ -38,6 +39,7 @@ static struct {
     int handler_ref;
     zworker workers[ZYGOTE_MAX_WORKERS];
     int count;
+    int used;           /* slots [used, MAX) have never held a worker */
 } Z;
 
 int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,
@@ -82,7 +84,9 @@ ssize_t wmsg_recv(int fd, char **buf)
 
 /* ---- the worker ---- */
 
-/* A worker whose parent died (PR_SET_PDEATHSIG) takes its group down. */
+/* A worker whose parent died (PR_SET_PDEATHSIG) takes its group down.
+ * (Only async-signal-safe calls here, so no walk of /proc: what left the
+ * group goes to init; see docs/janitor-processes.md.) */
 static void worker_orphaned(int signum)
 {
     killpg(0, SIGKILL);
@@ -110,11 +114,15 @@ static void worker_signals(void)
  * the report alone, without waiting for this process to exit and be reaped
  * (which, during a burst, queues behind the zygote's forks). Returns 1 when
  * the group is gone, 0 when it could not be done (the supervisor then waits
- * for the exit, after which the zygote kills the group as before). */
+ * for the exit, after which the zygote kills the group as before). Either
+ * way the descendants outside the group are killed first. */
 static int leave_group_and_kill_it(void)
 {
     prctl(PR_SET_PDEATHSIG, 0);        /* worker_orphaned would now hit the zygote's group */
     signal(SIGUSR2, SIG_DFL);
+    /* Processes that left the group (setsid) are still below this worker,
+     * a subreaper: they go first, whatever happens to the group. */
+    kill_descendants(getpid(), NULL, NULL);
     pid_t zygote_group = getpgid(getppid());
     if (zygote_group < 0 || setpgid(0, zygote_group) != 0)
         return 0;
@@ -173,6 +181,9 @@ static void worker_main(uint32_t id, const char *key, size_t key_len,
                         const char *payload, size_t payload_len)
 {
     setpgid(0, 0);
+    /* Orphans of the cleaning (a daemon started with setsid whose parent
+     * exited) are reparented here, not to init, so they can be killed. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     worker_signals();
     close(Z.sigfd);
     exec_enter_worker();
@@ -218,17 +229,23 @@ static void kill_worker(pid_t pid)
 
 static zworker *find_worker(uint32_t id)
 {
-    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+    for (int i = 0; i < Z.used; i++)
         if (Z.workers[i].pid != 0 && Z.workers[i].id == id)
             return &Z.workers[i];
     return NULL;
 }
 
+/* The first free slot: slots stay packed at the front, so the lookups
+ * below scan Z.used of them, about as many as run at once. */
 static zworker *free_slot(void)
 {
-    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
-        if (Z.workers[i].pid == 0)
+    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++) {
+        if (Z.workers[i].pid == 0) {
+            if (i >= Z.used)
+                Z.used = i + 1;
             return &Z.workers[i];
+        }
+    }
     return NULL;
 }
 
@@ -292,7 +309,7 @@ static int handle_messages(void)
 
 static zworker *find_pid(pid_t pid)
 {
-    for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
+    for (int i = 0; i < Z.used; i++)
         if (Z.workers[i].pid == pid)
             return &Z.workers[i];
     return NULL;
@@ -301,11 +318,8 @@ static zworker *find_pid(pid_t pid)
 /* For each exited worker: kill its group (reserved while the zombie
  * exists), reap it, report its wait status. waitid(P_ALL, WNOWAIT) finds
  * the exited ones without asking every live worker in turn. */
-static void reap_workers(void)
+static void reap_exited(void)
 {
-    struct signalfd_siginfo si;
-    while (read(Z.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
-        ;
     for (;;) {
         siginfo_t info;
         memset(&info, 0, sizeof info);
@@ -325,6 +339,31 @@ static void reap_workers(void)
     }
 }
 
+static int is_worker(pid_t pid, void *ctx)
+{
+    (void)ctx;
+    return find_pid(pid) != NULL;
+}
+
+/* The zygote is a subreaper: what a dead worker left running (setsid'd
+ * daemons, the children of its killed group) is reparented here before the
+ * worker's exit is seen. Every child that is not a worker is such a
+ * leftover; it and everything below it is killed. Killed leftovers send
+ * SIGCHLD in turn, so whatever they forked meanwhile is found next time. */
+static void kill_leftovers(void)
+{
+    kill_descendants(getpid(), is_worker, NULL);
+}
+
+static void reap_workers(void)
+{
+    struct signalfd_siginfo si;
+    while (read(Z.sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+    reap_exited();
+    kill_leftovers();
+}
+
 static void zygote_shutdown(void)
 {
     for (int i = 0; i < ZYGOTE_MAX_WORKERS; i++)
@@ -334,12 +373,14 @@ static void zygote_shutdown(void)
         if (Z.workers[i].pid != 0)
             while (waitpid(Z.workers[i].pid, NULL, 0) < 0 && errno == EINTR)
                 ;
+    kill_descendants(getpid(), NULL, NULL);
     _exit(0);
 }
 
 static void zygote_main(void)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     for (int s = 1; s < 32; s++)
         if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
             signal(s, SIG_DFL);
