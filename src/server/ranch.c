@@ -571,6 +571,21 @@ size_t ranch_count(ranch *r)
 
 /* ---- acquire ---- */
 
+/* RANCH_OK when a client can read the answer (built before committing);
+ * otherwise the error in out: the lease must not be granted. */
+static ranch_code answer_fits(const jbuf *answer, jbuf *out)
+{
+    if (answer->oom) {
+        jbuf_adds(out, "out of memory writing the answer");
+        return RANCH_STORAGE;
+    }
+    if (answer->len <= RANCH_MAX_ANSWER)
+        return RANCH_OK;
+    jbuf_printf(out, "the answer would be %zu bytes, more than the %zu a client reads; "
+                "nothing was acquired", answer->len, RANCH_MAX_ANSWER);
+    return RANCH_TOO_LARGE;
+}
+
 static res *nth_unowned(rtype *t, const char *state, size_t rank)
 {
     bucket *b = t ? ranch_bucket_get(t, state, 0) : NULL;
@@ -612,15 +627,21 @@ ranch_code ranch_acquire(ranch *r, const char *type, const char *state, const ch
         rc = acquire_miss(r, t, type, is_new, now, out);
     } else {
         batch b = { 0 };
+        jbuf answer;
+        jbuf_init(&answer);
         change *c = batch_add(&b, CH_UPDATE, x);
-        if (c)
+        if (c) {
             ranch_set_update(c, dest, owner, now);
-        rc = c ? batch_commit(r, &b, out) : (batch_free(&b), RANCH_STORAGE);
+            json_rec(&answer, &c->rec);
+        }
+        rc = c ? answer_fits(&answer, out) : RANCH_STORAGE;
+        rc = rc == RANCH_OK ? batch_commit(r, &b, out) : (batch_free(&b), rc);
         if (rc == RANCH_OK) {
             queue_remove(&r->queues, type, state, request_id);
-            json_res(out, x);
+            jbuf_add(out, answer.data, answer.len);
             *waited_seconds = (double)(now - first_seen) / 1e9;
         }
+        jbuf_free(&answer);
     }
     pthread_mutex_unlock(&r->lock);
     return rc;
@@ -686,29 +707,33 @@ ranch_code ranch_acquire_by_state(ranch *r, const char *state, const char *dest,
     if (n_found > 1)  /* qsort must not see a NULL base, even with 0 items */
         qsort(found, n_found, sizeof *found, cmp_seq);
     batch b = { 0 };
+    jbuf answer;
+    jbuf_init(&answer);
     ranch_code rc = RANCH_OK;
+    jbuf_addc(&answer, '[');
     for (size_t i = 0; i < n_found && rc == RANCH_OK; i++) {
         change *c = batch_add(&b, CH_UPDATE, found[i]);
         if (c == NULL)
             rc = RANCH_STORAGE;
-        else
+        else {
             ranch_set_update(c, dest, owner, now);
+            if (i)
+                jbuf_addc(&answer, ',');
+            json_rec(&answer, &c->rec);
+        }
     }
+    jbuf_adds(&answer, "]\n");
+    if (rc == RANCH_OK && n_found == asked)
+        rc = answer_fits(&answer, out);
     if (rc == RANCH_OK)
         rc = batch_commit(r, &b, out);
     else
         batch_free(&b);
-    if (rc == RANCH_OK && n_found == asked) {
-        jbuf_addc(out, '[');
-        for (size_t i = 0; i < n_found; i++) {
-            if (i)
-                jbuf_addc(out, ',');
-            json_res(out, found[i]);
-        }
-        jbuf_adds(out, "]\n");
-    } else if (rc == RANCH_OK) {
+    if (rc == RANCH_OK && n_found == asked)
+        jbuf_add(out, answer.data, answer.len);
+    else if (rc == RANCH_OK)
         rc = not_found(out, state);
-    }
+    jbuf_free(&answer);
     free(found);
     pthread_mutex_unlock(&r->lock);
     return rc;
@@ -761,14 +786,35 @@ ranch_code ranch_release(ranch *r, const char *name, const char *dest, const cha
     return rc;
 }
 
+/* The merge of upd into x's user data, or RANCH_TOO_LARGE when the
+ * result would pass the cap and grow (so an oversized resource loaded from
+ * an older store can still shrink). */
+static ranch_code merge_userdata(const res *x, const gojson_update *upd, char **merged, jbuf *out)
+{
+    char err[512];
+    if (gojson_update_apply(x->userdata, upd, merged, err, sizeof err) != 0) {
+        jbuf_adds(out, err);
+        return RANCH_STORAGE;
+    }
+    size_t len = *merged ? strlen(*merged) : 0;
+    if (len > RANCH_MAX_USERDATA && len > strlen(x->userdata)) {
+        jbuf_printf(out, "user data would be %zu bytes, more than the %zu allowed", len,
+                    RANCH_MAX_USERDATA);
+        free(*merged);
+        *merged = NULL;
+        return RANCH_TOO_LARGE;
+    }
+    return RANCH_OK;
+}
+
 ranch_code ranch_update(ranch *r, const char *name, const char *owner, const char *state,
-                        const char *body, size_t body_len, jbuf *out)
+                        const gojson_update *upd, jbuf *out)
 {
     pthread_mutex_lock(&r->lock);
     int64_t now = ranch_now_ns();
     res *x = find(r, name);
     ranch_code rc;
-    char *merged = NULL, err[512];
+    char *merged = NULL;
     if (x == NULL) {
         rc = not_found(out, name);
     } else if (strcmp(owner, x->owner) != 0) {
@@ -776,10 +822,7 @@ ranch_code ranch_update(ranch *r, const char *name, const char *owner, const cha
     } else if (strcmp(state, x->bucket->state) != 0) {
         jbuf_printf(out, "state mismatch - expected %s, current %s", x->bucket->state, state);
         rc = RANCH_STATE_MISMATCH;
-    } else if (gojson_merge_userdata(x->userdata, body, body_len, &merged, err, sizeof err) != 0) {
-        jbuf_adds(out, err);
-        rc = RANCH_BAD_REQUEST;
-    } else {
+    } else if ((rc = merge_userdata(x, upd, &merged, out)) == RANCH_OK) {
         batch b = { 0 };
         change *c = batch_add(&b, CH_UPDATE, x);
         if (c) {

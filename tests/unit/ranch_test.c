@@ -45,6 +45,21 @@ static ranch_code rel(ranch *r, const char *name, const char *owner)
     return rc;
 }
 
+/* POST /update's path: parse the body, then the ranch call. */
+static ranch_code update(ranch *r, const char *name, const char *owner, const char *body)
+{
+    gojson_update *u = NULL;
+    if (gojson_update_parse(body, strlen(body), &u, err, sizeof err) != 0)
+        return RANCH_BAD_REQUEST;
+    jbuf out;
+    jbuf_init(&out);
+    ranch_code rc = ranch_update(r, name, owner, "busy", u, &out);
+    snprintf(err, sizeof err, "%s", out.data ? out.data : "");
+    jbuf_free(&out);
+    gojson_update_free(u);
+    return rc;
+}
+
 static void scan_order(void)
 {
     ranch *r = make("resources:\n- type: t\n  names: [a, b, c]\n", NULL);
@@ -106,13 +121,13 @@ static void sqlite_round_trip(void)
     ranch *r = make(yaml, store_sqlite_open(path, err, sizeof err));
     ranch_code rc;
     CHECK_STR(acq(r, "o", "", &rc), "a");
-    jbuf out;
-    jbuf_init(&out);
-    CHECK(ranch_update(r, "a", "o", "busy", "{\"k\":\"v\"}", 9, &out) == RANCH_OK);
+    CHECK(update(r, "a", "o", "{\"k\":\"v\"}") == RANCH_OK);
     CHECK(rel(r, "b", "") == RANCH_OK);      /* b goes to the tail */
     ranch_free(r);
     r = make(yaml, store_sqlite_open(path, err, sizeof err));
     CHECK(ranch_count(r) == 3);
+    jbuf out;
+    jbuf_init(&out);
     CHECK_STR(acq(r, "o", "", &rc), "c");    /* order survived: c, then b */
     CHECK_STR(acq(r, "o", "", &rc), "b");
     CHECK(ranch_list(r, "t", "busy", "o", &out) == RANCH_OK);
