@@ -412,7 +412,7 @@ ranch *ranch_new(store *st, int64_t request_ttl_ns, char *err, size_t err_len)
     r->ttl_ns = request_ttl_ns;
     hmap_init(&r->names);
     hmap_init(&r->types);
-    hmap_init(&r->queues);
+    queue_set_init(&r->queues);
     hmap_init(&r->cfg_names);
     return r;
 }
@@ -559,6 +559,14 @@ void ranch_gc(ranch *r)
     pthread_mutex_lock(&r->lock);
     queue_gc(&r->queues, ranch_now_ns());
     pthread_mutex_unlock(&r->lock);
+}
+
+size_t ranch_queued_ids(ranch *r)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->queues.ids;
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 size_t ranch_count(ranch *r)

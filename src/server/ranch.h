@@ -72,5 +72,6 @@ ranch_code ranch_list(ranch *r, const char *type, const char *state, const char 
 void ranch_prom_resources(ranch *r, jbuf *out);
 /* Counts for logs and tests. */
 size_t ranch_count(ranch *r);
+size_t ranch_queued_ids(ranch *r);
 
 #endif

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include "server/ranch.h"
 #include "server/server_map.h"
+#include "server/server_queue.h"
 
 typedef struct res res;
 typedef struct bucket bucket;
@@ -93,7 +94,8 @@ typedef struct {
 struct ranch {
     pthread_mutex_t lock;
     store *st;
-    hmap names, types, queues, cfg_names;
+    hmap names, types, cfg_names;
+    queue_set queues;
     config *cfg;
     uint64_t seq, stamp;
     int64_t ttl_ns;

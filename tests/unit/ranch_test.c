@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include "server/ranch.h"
+#include "server/server_queue.h"
 #include "unit.h"
 
 static char err[4096];
@@ -95,6 +96,32 @@ static void request_ranks(void)
     ranch_free(r);
 }
 
+/* Unique request ids past QUEUE_MAX_IDS are not kept: they rank behind
+ * every queued id, as requests without one. */
+static void queue_bound(void)
+{
+    ranch *r = make("resources:\n- type: t\n  names: [a]\n", NULL);
+    ranch_code rc;
+    char rid[64];
+    CHECK_STR(acq(r, "x", "", &rc), "a");
+    for (int i = 0; i < QUEUE_MAX_IDS + 5000; i++) {
+        snprintf(rid, sizeof rid, "id-%d", i);
+        acq(r, "p", rid, &rc);
+        CHECK(rc == RANCH_NOT_FOUND);
+        if (rc != RANCH_NOT_FOUND)
+            break;
+    }
+    CHECK(ranch_queued_ids(r) == QUEUE_MAX_IDS);
+    CHECK(rel(r, "a", "x") == RANCH_OK);
+    acq(r, "q", "id-late", &rc);
+    CHECK(rc == RANCH_NOT_FOUND);            /* not queued, and not first */
+    CHECK_STR(acq(r, "p", "id-0", &rc), "a"); /* the first queued id is served */
+    CHECK(ranch_queued_ids(r) == QUEUE_MAX_IDS - 1);
+    acq(r, "q", "id-late", &rc);             /* one place free: queued now */
+    CHECK(ranch_queued_ids(r) == QUEUE_MAX_IDS);
+    ranch_free(r);
+}
+
 static void static_sync(void)
 {
     ranch *r = make("resources:\n- type: t\n  names: [a, b]\n", NULL);
@@ -147,6 +174,7 @@ int main(void)
 {
     RUN(scan_order);
     RUN(request_ranks);
+    RUN(queue_bound);
     RUN(static_sync);
     RUN(sqlite_round_trip);
     UNIT_EXIT();
