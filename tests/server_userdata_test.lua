@@ -7,6 +7,9 @@ local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local S = require "server"
 
 local MiB = 1024 * 1024
+-- The bound on one 80 000-key /update: the quadratic merge took 12-30 s in
+-- the release build; the sanitizer build runs ~10x slower.
+local FAST = os.getenv("SANITIZE") == "1" and 5 or 1
 
 -- {"k00000":"v",...}: n distinct keys (13 bytes each), prefix before each key.
 local function many_keys(n, prefix, value)
@@ -35,7 +38,7 @@ T.test("update: a non-owner's 80 000-key body is answered 401 at once", function
   local status, resp, secs = timed_update(c, "r1", "intruder", body)
   T.eq(status, 401, "non-owner refused")
   T.contains(resp, "owner mismatch request by intruder, currently owned by owner", "message")
-  T.ok(secs < 1, "answered within 1 s", secs)
+  T.ok(secs < FAST, "answered within " .. FAST .. " s", secs)
   T.eq(userdata_of(c, "r1"), {}, "nothing stored")
   -- a malformed body is still a 400 before the owner is looked at (as Go)
   status, resp = c.post("/update", { name = "r1", owner = "intruder", state = "busy" }, '{"a":')
@@ -49,7 +52,7 @@ T.test("update: the owner's 80 000-key merges are fast and exact", function()
   T.eq(c.acquire("t", "free", "busy", "owner"), 200, "owner holds r1")
   local status, resp, secs = timed_update(c, "r1", "owner", many_keys(80000))
   T.eq({ status, resp }, { 200, "" }, "first merge")
-  T.ok(secs < 1, "first merge within 1 s", secs)
+  T.ok(secs < FAST, "first merge within " .. FAST .. " s", secs)
   -- the second merge rewrites half the keys, deletes others, adds new ones
   local parts = {}
   for i = 0, 39999 do parts[#parts + 1] = string.format('"k%05d":"w"', i * 2) end
@@ -58,7 +61,7 @@ T.test("update: the owner's 80 000-key merges are fast and exact", function()
   parts[#parts + 1] = '"a<new>":"x&y"'
   status, resp, secs = timed_update(c, "r1", "owner", "{" .. table.concat(parts, ",") .. "}")
   T.eq({ status, resp }, { 200, "" }, "second merge")
-  T.ok(secs < 1, "second merge within 1 s", secs)
+  T.ok(secs < FAST, "second merge within " .. FAST .. " s", secs)
   local ud = userdata_of(c, "r1")
   local n = 0
   for _ in pairs(ud) do n = n + 1 end
