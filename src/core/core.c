@@ -73,18 +73,26 @@ static int fill_random(lua_State *L, void *buf, size_t len)
     return 0;
 }
 
-/* core.uuid4() -> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" (lowercase). */
-static int core_uuid4(lua_State *L)
+int core_uuid4_string(char out[37])
 {
     unsigned char b[16];
-    fill_random(L, b, sizeof b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    char out[37];
-    snprintf(out, sizeof out,
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+        return -1;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
              b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
              b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    return 0;
+}
+
+/* core.uuid4() -> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" (lowercase). */
+static int core_uuid4(lua_State *L)
+{
+    char out[37];
+    if (core_uuid4_string(out) != 0)
+        return luaL_error(L, "getrandom failed: %s", strerror(errno));
     lua_pushstring(L, out);
     return 1;
 }

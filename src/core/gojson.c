@@ -260,44 +260,6 @@ void gojson_time(jbuf *b, int64_t unix_seconds)
 
 /* ---- user data ---- */
 
-static int cmp_items(const void *a, const void *b)
-{
-    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
-    return strcmp(x->string, y->string);
-}
-
-/* Writes the object's string members with sorted keys; skips empty ones. */
-static char *encode_userdata(const cJSON *obj)
-{
-    size_t n = 0;
-    for (const cJSON *it = obj->child; it; it = it->next)
-        n++;
-    const cJSON **items = calloc(n ? n : 1, sizeof *items);
-    if (items == NULL)
-        return NULL;
-    n = 0;
-    for (const cJSON *it = obj->child; it; it = it->next)
-        if (cJSON_IsString(it) && it->valuestring[0] != '\0')
-            items[n++] = it;
-    if (n > 1)
-        qsort(items, n, sizeof *items, cmp_items);
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_addc(&b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            jbuf_addc(&b, ',');
-        gojson_string(&b, items[i]->string, strlen(items[i]->string));
-        jbuf_addc(&b, ':');
-        gojson_string(&b, items[i]->valuestring, strlen(items[i]->valuestring));
-    }
-    jbuf_addc(&b, '}');
-    free(items);
-    char *s = jbuf_strdup(&b);
-    jbuf_free(&b);
-    return s;
-}
-
 static const char *json_kind(const cJSON *v)
 {
     if (cJSON_IsArray(v)) return "array";
@@ -436,45 +398,177 @@ static cJSON *parse_body(const char *body, size_t len, char *err, size_t err_len
     return NULL;
 }
 
-static void apply_member(cJSON *cur, const cJSON *it)
+/* ---- the /update merge ----
+ *
+ * Go's UserData.Update stores each member of the body in turn ("" deletes)
+ * and the encoder writes keys sorted. Deleting and adding per member in a
+ * cJSON object costs a scan of the object each time, quadratic in the
+ * number of keys; sorting both sides by key and merging them costs
+ * O(n log n) and gives the same result. */
+
+typedef struct {
+    const cJSON *item;
+    size_t pos;               /* arrival order: the last of equal keys wins */
+} member;
+
+struct gojson_update {
+    cJSON *root;
+    member *v;                /* sorted by key, one per key */
+    size_t n;
+};
+
+static int cmp_members(const void *a, const void *b)
 {
-    cJSON_DeleteItemFromObjectCaseSensitive(cur, it->string);
-    if (cJSON_IsString(it) && it->valuestring[0] != '\0')
-        cJSON_AddItemToObject(cur, it->string, cJSON_CreateString(it->valuestring));
+    const member *x = a, *y = b;
+    int c = strcmp(x->item->string, y->item->string);
+    return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-int gojson_merge_userdata(const char *current, const char *body, size_t body_len,
-                          char **merged, char *err, size_t err_len)
+/* The object's members sorted by key, keeping the last of equal keys;
+ * with strings_only, members that are not strings are skipped. NULL only
+ * when out of memory. */
+static member *sorted_members(const cJSON *obj, int strings_only, size_t *n)
 {
-    *merged = NULL;
+    size_t count = 0;
+    for (const cJSON *it = obj->child; it; it = it->next)
+        count++;
+    member *v = malloc((count ? count : 1) * sizeof *v);
+    if (v == NULL)
+        return NULL;
+    count = 0;
+    for (const cJSON *it = obj->child; it; it = it->next)
+        if (!strings_only || cJSON_IsString(it)) {
+            v[count].item = it;
+            v[count].pos = count;
+            count++;
+        }
+    if (count > 1)
+        qsort(v, count, sizeof *v, cmp_members);
+    size_t w = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (w > 0 && strcmp(v[w - 1].item->string, v[i].item->string) == 0)
+            w--;              /* a later duplicate replaces the earlier one */
+        v[w++] = v[i];
+    }
+    *n = w;
+    return v;
+}
+
+void gojson_update_free(gojson_update *upd)
+{
+    if (upd == NULL)
+        return;
+    cJSON_Delete(upd->root);
+    free(upd->v);
+    free(upd);
+}
+
+int gojson_update_parse(const char *body, size_t body_len, gojson_update **upd, char *err,
+                        size_t err_len)
+{
+    *upd = NULL;
     if (body == NULL || only_space(body, body_len))
         return 0;
-    cJSON *upd = parse_body(body, body_len, err, err_len);
-    if (upd == NULL)
+    cJSON *root = parse_body(body, body_len, err, err_len);
+    if (root == NULL)
         return -1;
-    if (cJSON_IsNull(upd)) {
-        cJSON_Delete(upd);
+    if (cJSON_IsNull(root)) {
+        cJSON_Delete(root);
         return 0;
     }
-    if (check_object(upd, err, err_len) != 0) {
-        cJSON_Delete(upd);
+    if (check_object(root, err, err_len) != 0) {
+        cJSON_Delete(root);
         return -1;
     }
-    cJSON *cur = cJSON_Parse(current && *current ? current : "{}");
-    if (cur == NULL || !cJSON_IsObject(cur)) {
-        cJSON_Delete(cur);
-        cur = cJSON_CreateObject();
+    gojson_update *u = calloc(1, sizeof *u);
+    if (u == NULL || (u->v = sorted_members(root, 0, &u->n)) == NULL) {
+        free(u);
+        cJSON_Delete(root);
+        snprintf(err, err_len, "out of memory reading user data");
+        return -1;
     }
-    for (const cJSON *it = upd->child; it; it = it->next)
-        apply_member(cur, it);
-    *merged = encode_userdata(cur);
+    u->root = root;
+    *upd = u;
+    return 0;
+}
+
+static int has_value(const cJSON *it)
+{
+    return cJSON_IsString(it) && it->valuestring[0] != '\0';
+}
+
+static void add_member(jbuf *b, const cJSON *it)
+{
+    if (b->len > 1)
+        jbuf_addc(b, ',');
+    gojson_string(b, it->string, strlen(it->string));
+    jbuf_addc(b, ':');
+    gojson_string(b, it->valuestring, strlen(it->valuestring));
+}
+
+/* Writes the union of two key-sorted member lists, upd's value winning,
+ * members without a value left out. */
+static void merge_sorted(jbuf *b, const member *cur, size_t n_cur, const member *upd, size_t n_upd)
+{
+    size_t i = 0, j = 0;
+    jbuf_addc(b, '{');
+    while (i < n_cur || j < n_upd) {
+        int c = i == n_cur ? 1 : j == n_upd ? -1
+                : strcmp(cur[i].item->string, upd[j].item->string);
+        const cJSON *it = c < 0 ? cur[i].item : upd[j].item;
+        i += c <= 0;
+        j += c >= 0;
+        if (has_value(it))
+            add_member(b, it);
+    }
+    jbuf_addc(b, '}');
+}
+
+/* merge_sorted into a malloc'd string (NULL when out of memory). */
+static char *encode_merged(const member *cur, size_t n_cur, const member *upd, size_t n_upd)
+{
+    jbuf b;
+    jbuf_init(&b);
+    merge_sorted(&b, cur, n_cur, upd, n_upd);
+    char *s = jbuf_strdup(&b);
+    jbuf_free(&b);
+    return s;
+}
+
+int gojson_update_apply(const char *current, const gojson_update *upd, char **merged,
+                        char *err, size_t err_len)
+{
+    *merged = NULL;
+    if (upd == NULL)
+        return 0;
+    cJSON *cur = cJSON_Parse(current && *current ? current : "{}");
+    if (cur != NULL && !cJSON_IsObject(cur)) {
+        cJSON_Delete(cur);
+        cur = NULL;
+    }
+    size_t n_cur = 0;
+    member *v = cur ? sorted_members(cur, 1, &n_cur) : NULL;
+    if (cur == NULL || v != NULL)
+        *merged = encode_merged(v, n_cur, upd->v, upd->n);
+    free(v);
     cJSON_Delete(cur);
-    cJSON_Delete(upd);
     if (*merged == NULL) {
         snprintf(err, err_len, "out of memory merging user data");
         return -1;
     }
     return 0;
+}
+
+int gojson_merge_userdata(const char *current, const char *body, size_t body_len,
+                          char **merged, char *err, size_t err_len)
+{
+    gojson_update *upd;
+    *merged = NULL;
+    if (gojson_update_parse(body, body_len, &upd, err, err_len) != 0)
+        return -1;
+    int rc = gojson_update_apply(current, upd, merged, err, err_len);
+    gojson_update_free(upd);
+    return rc;
 }
 
 char *gojson_normalize_userdata(const char *text, char *err, size_t err_len)
@@ -488,7 +582,10 @@ char *gojson_normalize_userdata(const char *text, char *err, size_t err_len)
         cJSON_Delete(v);
         return NULL;
     }
-    char *s = encode_userdata(v);
+    size_t n = 0;
+    member *items = sorted_members(v, 1, &n);
+    char *s = items ? encode_merged(items, n, NULL, 0) : NULL;
+    free(items);
     cJSON_Delete(v);
     if (s == NULL)
         snprintf(err, err_len, "out of memory encoding user data");

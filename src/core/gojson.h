@@ -37,10 +37,23 @@ void gojson_time(jbuf *b, int64_t unix_seconds);
 /* The same without quotes into out (at least 32 bytes). */
 void gojson_format_time(char *out, size_t n, int64_t unix_seconds);
 
-/* Merges an /update body into the user data `current` (Go JSON of an
- * object of strings). Empty/whitespace/`null` bodies change nothing. Sets
- * *merged to a malloc'd JSON text (NULL when nothing changed) and returns
- * 0, or -1 with Go's decoder-like message in err. */
+/* An /update body, parsed and checked: its members sorted by key. */
+typedef struct gojson_update gojson_update;
+
+/* Parses an /update body (an object of strings or nulls; linear in its
+ * size plus a sort). 0 with *upd set (NULL when the body changes nothing:
+ * empty, whitespace or `null`), or -1 with Go's decoder-like message. */
+int gojson_update_parse(const char *body, size_t body_len, gojson_update **upd, char *err,
+                        size_t err_len);
+/* Merges upd into the user data `current` (Go JSON of an object of
+ * strings) as Go's UserData.Update does: "" or null deletes a key. Sets
+ * *merged to a malloc'd JSON text with sorted keys (NULL when upd is
+ * NULL) and returns 0, or -1 with err. O(n log n) in the keys. */
+int gojson_update_apply(const char *current, const gojson_update *upd, char **merged,
+                        char *err, size_t err_len);
+void gojson_update_free(gojson_update *upd);
+
+/* Both steps at once (for tests and fuzzing). */
 int gojson_merge_userdata(const char *current, const char *body, size_t body_len,
                           char **merged, char *err, size_t err_len);
 

@@ -82,6 +82,7 @@ static int status_of(ranch_code rc)
     case RANCH_OWNER_MISMATCH: return 401;
     case RANCH_STATE_MISMATCH: return 409;
     case RANCH_BAD_REQUEST: return 400;
+    case RANCH_TOO_LARGE: return 413;
     default: return 500;
     }
 }
@@ -119,6 +120,12 @@ static void h_acquire(handlers_ctx *h, struct MHD_Connection *c, const char *met
     if (!*type || !*state || !*dest || !*owner) {
         failf(rp, 400, "Bad request: Type: %s, state: %s, dest: %s, owner: %s, all of them "
               "must be set in the request.", type, state, dest, owner);
+        return;
+    }
+    /* every distinct id is kept in a queue for --request-ttl */
+    if (strlen(rid) > RANCH_MAX_REQUEST_ID) {
+        failf(rp, 400, "Bad request: request_id is %zu bytes, more than the %d allowed",
+              strlen(rid), RANCH_MAX_REQUEST_ID);
         return;
     }
     jbuf out;
@@ -180,18 +187,20 @@ static void h_update(handlers_ctx *h, struct MHD_Connection *c, const char *meth
               name, owner, state);
         return;
     }
-    char err[512], *merged = NULL;
-    if (gojson_merge_userdata("{}", rq->body.data, rq->body.len, &merged, err, sizeof err) != 0) {
+    /* Parsed (linear) before the ranch lock; a bad body is a 400 before the
+     * owner is looked at, as upstream decodes it first. */
+    char err[512];
+    gojson_update *upd;
+    if (gojson_update_parse(rq->body.data, rq->body.len, &upd, err, sizeof err) != 0) {
         fail(rp, 400, err);
         return;
     }
-    free(merged);
     jbuf out, ctx;
     jbuf_init(&out);
     jbuf_init(&ctx);
     jbuf_printf(&ctx, "Update failed: %s - %s (%s)", name, state, owner);
-    outcome(rp, ranch_update(h->ranch, name, owner, state, rq->body.data, rq->body.len, &out),
-            &out, ctx.data);
+    outcome(rp, ranch_update(h->ranch, name, owner, state, upd, &out), &out, ctx.data);
+    gojson_update_free(upd);
     jbuf_free(&out);
     jbuf_free(&ctx);
 }

@@ -1,343 +1,22 @@
-/* ranch.c: the ranch's indexes, the change batches that keep memory and
- * store in step, and the endpoint operations (see ranch.h and
- * server_ranch.h). Config sync and dynamic resources are in
- * server_sync.c; request-id queues in server_queue.c. */
+/* ranch.c: the ranch's entry points (ranch.h): each takes the lock, checks
+ * the request against the indexes, writes its changes through a batch
+ * (ranch_core.c) and its answer in Go's JSON. Config sync and dynamic
+ * resources are in server_sync.c; request-id queues in server_queue.c.
+ * Calls go one way: ranch.c -> server_sync.c -> ranch_core.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/core.h"
 #include "core/prom_text.h"
+#include "server/ranch_core.h"
 #include "server/server_queue.h"
-#include "server/server_ranch.h"
-
-#define NS 1000000000LL
-
-int64_t ranch_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
-}
+#include "server/server_sync.h"
 
 static int64_t floor_seconds(int64_t ns)
 {
+    const int64_t NS = 1000000000LL;
     return ns >= 0 ? ns / NS : -((-ns + NS - 1) / NS);
-}
-
-/* ---- lists, buckets, types ---- */
-
-static void list_append(rlist *l, res *x)
-{
-    x->next = NULL;
-    x->prev = l->tail;
-    if (l->tail)
-        l->tail->next = x;
-    else
-        l->head = x;
-    l->tail = x;
-    l->n++;
-}
-
-static void list_remove(rlist *l, res *x)
-{
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        l->head = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-    else
-        l->tail = x->prev;
-    x->prev = x->next = NULL;
-    l->n--;
-}
-
-static rlist *list_of(res *x)
-{
-    return x->owner[0] ? &x->bucket->owned : &x->bucket->unowned;
-}
-
-rtype *ranch_type_get(ranch *r, const char *name, int create)
-{
-    hnode *n = hmap_get(&r->types, name);
-    if (n || !create)
-        return n ? HMAP_ENTRY(n, rtype, by_name) : NULL;
-    rtype *t = calloc(1, sizeof *t);
-    if (t == NULL || (t->name = strdup(name)) == NULL) {
-        free(t);
-        return NULL;
-    }
-    hmap_init(&t->owners);
-    if (hmap_put(&r->types, &t->by_name, t->name) != 0) {
-        free(t->name);
-        free(t);
-        return NULL;
-    }
-    return t;
-}
-
-bucket *ranch_bucket_get(rtype *t, const char *state, int create)
-{
-    for (bucket *b = t->buckets; b; b = b->next)
-        if (strcmp(b->state, state) == 0)
-            return b;
-    if (!create)
-        return NULL;
-    bucket *b = calloc(1, sizeof *b);
-    if (b == NULL || (b->state = strdup(state)) == NULL) {
-        free(b);
-        return NULL;
-    }
-    b->next = t->buckets;
-    t->buckets = b;
-    return b;
-}
-
-/* Frees the type's empty buckets. Called only between changes, never
- * while a batch holds bucket pointers it has yet to use. */
-static void drop_empty_buckets(rtype *t)
-{
-    for (bucket **p = &t->buckets; *p;) {
-        bucket *b = *p;
-        if (b->unowned.n || b->owned.n) {
-            p = &b->next;
-            continue;
-        }
-        *p = b->next;
-        free(b->state);
-        free(b);
-    }
-}
-
-/* Owner counts: +1/-1 for owner o of type t. Creation may fail (OOM):
- * then the count is lost, never the resource. */
-static void owner_add(rtype *t, const char *o, int delta)
-{
-    hnode *n = hmap_get(&t->owners, o);
-    owner_count *c = n ? HMAP_ENTRY(n, owner_count, node) : NULL;
-    if (c == NULL && delta > 0) {
-        size_t len = strlen(o);
-        c = calloc(1, sizeof *c + len + 1);
-        if (c == NULL)
-            return;
-        memcpy(c->owner, o, len + 1);
-        if (hmap_put(&t->owners, &c->node, c->owner) != 0) {
-            free(c);
-            return;
-        }
-    }
-    if (c == NULL)
-        return;
-    if (delta > 0)
-        c->n++;
-    else if (c->n > 0 && --c->n == 0) {
-        hmap_del(&t->owners, &c->node);
-        free(c);
-    }
-}
-
-static void link_res(ranch *r, res *x)
-{
-    list_append(list_of(x), x);
-    owner_add(x->type, x->owner, +1);
-    x->type->count++;
-}
-
-static void unlink_res(ranch *r, res *x)
-{
-    list_remove(list_of(x), x);
-    owner_add(x->type, x->owner, -1);
-    x->type->count--;
-}
-
-static void res_free(res *x)
-{
-    if (x == NULL)
-        return;
-    free(x->name);
-    free(x->owner);
-    free(x->userdata);
-    free(x);
-}
-
-/* ---- batches ---- */
-
-change *batch_add(batch *b, int kind, res *target)
-{
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 8;
-        change *v = realloc(b->v, cap * sizeof *v);
-        if (v == NULL)
-            return NULL;
-        b->v = v;
-        b->cap = cap;
-    }
-    change *c = &b->v[b->n++];
-    memset(c, 0, sizeof *c);
-    c->kind = kind;
-    c->r = target;
-    if (target) {
-        c->rec = (store_rec){ target->type->name, target->name, target->bucket ? target->bucket->state : "",
-                              target->owner, target->userdata, target->lastupdate,
-                              target->expiration, target->has_exp, target->seq };
-    }
-    return c;
-}
-
-void ranch_set_update(change *c, const char *state, const char *owner, int64_t now)
-{
-    c->rec.state = state;
-    c->rec.owner = owner;
-    c->rec.lastupdate = now;
-}
-
-change *batch_create(batch *b, rtype *t, const char *name, const char *state, int64_t now)
-{
-    res *x = calloc(1, sizeof *x);
-    if (x == NULL)
-        return NULL;
-    x->type = t;
-    if ((x->name = strdup(name)) == NULL || (x->owner = strdup("")) == NULL ||
-        (x->userdata = strdup("{}")) == NULL) {
-        res_free(x);
-        return NULL;
-    }
-    change *c = batch_add(b, CH_CREATE, NULL);
-    if (c == NULL) {
-        res_free(x);
-        return NULL;
-    }
-    c->r = x;
-    c->rec = (store_rec){ t->name, x->name, state, "", "{}", now, 0, 0, 0 };
-    return c;
-}
-
-static void change_unprepare(change *c)
-{
-    free(c->owner_copy);
-    free(c->ud_copy);
-    c->owner_copy = c->ud_copy = NULL;
-    c->b = NULL;
-}
-
-void batch_free(batch *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        if (b->v[i].t)
-            drop_empty_buckets(b->v[i].t);   /* the ones prepare created */
-    for (size_t i = 0; i < b->n; i++) {
-        change_unprepare(&b->v[i]);
-        if (b->v[i].kind == CH_CREATE)
-            res_free(b->v[i].r);
-    }
-    free(b->v);
-    b->v = NULL;
-    b->n = b->cap = 0;
-}
-
-/* Allocates everything applying c needs, so that applying cannot fail. */
-static int change_prepare(ranch *r, change *c)
-{
-    c->rec.seq = ++r->seq;
-    c->t = c->r->type;
-    if (c->kind == CH_DELETE)
-        return 0;
-    if ((c->b = ranch_bucket_get(c->r->type, c->rec.state, 1)) == NULL)
-        return -1;
-    if (c->kind == CH_CREATE)
-        return 0;
-    if (c->rec.owner != c->r->owner && strcmp(c->rec.owner, c->r->owner) != 0 &&
-        (c->owner_copy = strdup(c->rec.owner)) == NULL)
-        return -1;
-    if (c->rec.userdata != c->r->userdata && (c->ud_copy = strdup(c->rec.userdata)) == NULL)
-        return -1;
-    return 0;
-}
-
-static void change_apply(ranch *r, change *c)
-{
-    res *x = c->r;
-    if (c->kind == CH_DELETE) {
-        unlink_res(r, x);
-        hmap_del(&r->names, &x->by_name);
-        res_free(x);
-        c->r = NULL;
-        return;
-    }
-    if (c->kind == CH_UPDATE)
-        unlink_res(r, x);
-    x->bucket = c->b;
-    if (c->owner_copy) {
-        free(x->owner);
-        x->owner = c->owner_copy;
-    }
-    if (c->ud_copy) {
-        free(x->userdata);
-        x->userdata = c->ud_copy;
-    }
-    x->lastupdate = c->rec.lastupdate;
-    x->expiration = c->rec.expiration;
-    x->has_exp = c->rec.has_exp;
-    x->seq = c->rec.seq;
-    link_res(r, x);
-    if (c->kind == CH_CREATE)
-        hmap_put(&r->names, &x->by_name, x->name);   /* table grown in prepare */
-    c->owner_copy = c->ud_copy = NULL;
-    c->b = NULL;
-    if (c->kind == CH_CREATE)
-        c->kind = CH_UPDATE;    /* now owned by the ranch, not the batch */
-}
-
-/* Makes room in the name table for the batch's creations, so that the
- * hmap_put in change_apply cannot fail. */
-static int reserve_names(ranch *r, const batch *b)
-{
-    size_t creates = 0;
-    for (size_t i = 0; i < b->n; i++)
-        creates += b->v[i].kind == CH_CREATE;
-    return hmap_reserve(&r->names, creates);
-}
-
-static int store_write(ranch *r, batch *b, char *err, size_t n)
-{
-    const store_ops *ops = r->st->ops;
-    if (ops->begin(r->st, err, n) != 0)
-        return -1;
-    for (size_t i = 0; i < b->n; i++) {
-        change *c = &b->v[i];
-        int rc = c->kind == CH_DELETE ? ops->del(r->st, c->rec.name, err, n)
-                                      : ops->put(r->st, &c->rec, err, n);
-        if (rc != 0) {
-            ops->rollback(r->st);
-            return -1;
-        }
-    }
-    if (ops->commit(r->st, err, n) != 0) {
-        ops->rollback(r->st);
-        return -1;
-    }
-    return 0;
-}
-
-ranch_code batch_commit(ranch *r, batch *b, jbuf *errout)
-{
-    char err[512] = "out of memory preparing a change";
-    int ok = reserve_names(r, b) == 0;
-    for (size_t i = 0; ok && i < b->n; i++)
-        ok = change_prepare(r, &b->v[i]) == 0;
-    if (ok && b->n)
-        ok = store_write(r, b, err, sizeof err) == 0;
-    if (!ok) {
-        if (errout)
-            jbuf_adds(errout, err);
-        fprintf(stderr, "bosk server: storage error: %s\n", err);
-        batch_free(b);
-        return RANCH_STORAGE;
-    }
-    for (size_t i = 0; i < b->n; i++)
-        change_apply(r, &b->v[i]);
-    batch_free(b);      /* also drops the buckets the batch emptied */
-    return RANCH_OK;
 }
 
 /* ---- JSON ---- */
@@ -413,120 +92,28 @@ ranch *ranch_new(store *st, int64_t request_ttl_ns, char *err, size_t err_len)
     r->ttl_ns = request_ttl_ns;
     hmap_init(&r->names);
     hmap_init(&r->types);
-    hmap_init(&r->queues);
+    queue_set_init(&r->queues);
     hmap_init(&r->cfg_names);
     return r;
-}
-
-static void free_cfg_names(ranch *r)
-{
-    size_t slot;
-    hnode *n = hmap_first(&r->cfg_names, &slot);
-    while (n) {
-        hnode *next = hmap_next(&r->cfg_names, n, &slot);
-        free(HMAP_ENTRY(n, cfg_name, node));
-        n = next;
-    }
-    hmap_free(&r->cfg_names);
-}
-
-static void free_type(rtype *t)
-{
-    for (bucket *b = t->buckets, *bn; b; b = bn) {
-        bn = b->next;
-        rlist *lists[2] = { &b->unowned, &b->owned };
-        for (int i = 0; i < 2; i++)
-            for (res *x = lists[i]->head, *xn; x; x = xn) {
-                xn = x->next;
-                res_free(x);
-            }
-        free(b->state);
-        free(b);
-    }
-    size_t slot;
-    hnode *n = hmap_first(&t->owners, &slot);
-    while (n) {
-        hnode *next = hmap_next(&t->owners, n, &slot);
-        free(HMAP_ENTRY(n, owner_count, node));
-        n = next;
-    }
-    hmap_free(&t->owners);
-    drlc_free(t->lifecycle);
-    free(t->name);
-    free(t);
 }
 
 void ranch_free(ranch *r)
 {
     if (r == NULL)
         return;
-    size_t slot;
-    hnode *n = hmap_first(&r->types, &slot);
-    while (n) {
-        hnode *next = hmap_next(&r->types, n, &slot);
-        free_type(HMAP_ENTRY(n, rtype, by_name));
-        n = next;
-    }
-    hmap_free(&r->types);
-    hmap_free(&r->names);
+    ranch_types_free(r);
     queue_free_all(&r->queues);
-    free_cfg_names(r);
-    config_free(r->cfg);
+    ranch_drop_config(r);
     if (r->st)
         r->st->ops->close(r->st);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
-/* Loading: the store returns records in seq order; appending them keeps
- * the scan order of the previous run. */
-static int load_one(void *ctx, const store_rec *rec)
-{
-    ranch *r = ctx;
-    rtype *t = ranch_type_get(r, rec->type, 1);
-    if (t == NULL || hmap_get(&r->names, rec->name) != NULL)
-        return t == NULL ? -1 : 0;
-    res *x = calloc(1, sizeof *x);
-    if (x == NULL)
-        return -1;
-    x->type = t;
-    x->bucket = ranch_bucket_get(t, rec->state, 1);
-    x->name = strdup(rec->name);
-    x->owner = strdup(rec->owner);
-    x->userdata = strdup(rec->userdata[0] ? rec->userdata : "{}");
-    if (x->bucket == NULL || !x->name || !x->owner || !x->userdata ||
-        hmap_put(&r->names, &x->by_name, x->name) != 0) {
-        res_free(x);
-        return -1;
-    }
-    x->lastupdate = rec->lastupdate;
-    x->expiration = rec->expiration;
-    x->has_exp = rec->has_exp;
-    x->seq = rec->seq;
-    if (rec->seq > r->seq)
-        r->seq = rec->seq;
-    link_res(r, x);
-    return 0;
-}
-
-static int load_drlc(void *ctx, const char *type, const char *json)
-{
-    ranch *r = ctx;
-    rtype *t = ranch_type_get(r, type, 1);
-    drlc *d = drlc_from_json(json);
-    if (t == NULL || d == NULL) {
-        drlc_free(d);
-        return -1;
-    }
-    drlc_free(t->lifecycle);
-    t->lifecycle = d;
-    return 0;
-}
-
 int ranch_load(ranch *r, char *err, size_t err_len)
 {
     pthread_mutex_lock(&r->lock);
-    int rc = r->st->ops->load(r->st, r, load_one, load_drlc, err, err_len);
+    int rc = r->st->ops->load(r->st, r, ranch_load_rec, ranch_load_lifecycle, err, err_len);
     pthread_mutex_unlock(&r->lock);
     return rc;
 }
@@ -534,12 +121,8 @@ int ranch_load(ranch *r, char *err, size_t err_len)
 int ranch_sync(ranch *r, config *cfg, char *err, size_t err_len)
 {
     pthread_mutex_lock(&r->lock);
-    if (cfg != NULL) {
-        config_free(r->cfg);
-        r->cfg = cfg;
-        free_cfg_names(r);
-        ranch_index_config(r);
-    }
+    if (cfg != NULL)
+        ranch_adopt_config(r, cfg);
     r->sync_wanted = 0;
     int rc = ranch_sync_locked(r, err, err_len);
     pthread_mutex_unlock(&r->lock);
@@ -562,6 +145,14 @@ void ranch_gc(ranch *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+size_t ranch_queued_ids(ranch *r)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t n = r->queues.ids;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
 size_t ranch_count(ranch *r)
 {
     pthread_mutex_lock(&r->lock);
@@ -571,6 +162,21 @@ size_t ranch_count(ranch *r)
 }
 
 /* ---- acquire ---- */
+
+/* RANCH_OK when a client can read the answer (built before committing);
+ * otherwise the error in out: the lease must not be granted. */
+static ranch_code answer_fits(const jbuf *answer, jbuf *out)
+{
+    if (answer->oom) {
+        jbuf_adds(out, "out of memory writing the answer");
+        return RANCH_STORAGE;
+    }
+    if (answer->len <= RANCH_MAX_ANSWER)
+        return RANCH_OK;
+    jbuf_printf(out, "the answer would be %zu bytes, more than the %zu a client reads; "
+                "nothing was acquired", answer->len, RANCH_MAX_ANSWER);
+    return RANCH_TOO_LARGE;
+}
 
 static res *nth_unowned(rtype *t, const char *state, size_t rank)
 {
@@ -589,7 +195,7 @@ static ranch_code acquire_miss(ranch *r, rtype *t, const char *type, int is_new,
     if (is_new && t && t->lifecycle && (int64_t)type_count < t->lifecycle->max_count) {
         char name[37];
         batch b = { 0 };
-        if (ranch_new_uuid(name) == 0 && batch_create(&b, t, name, t->lifecycle->state, now))
+        if (core_uuid4_string(name) == 0 && batch_create(&b, t, name, t->lifecycle->state, now))
             batch_commit(r, &b, NULL);
         else
             batch_free(&b);
@@ -613,15 +219,21 @@ ranch_code ranch_acquire(ranch *r, const char *type, const char *state, const ch
         rc = acquire_miss(r, t, type, is_new, now, out);
     } else {
         batch b = { 0 };
+        jbuf answer;
+        jbuf_init(&answer);
         change *c = batch_add(&b, CH_UPDATE, x);
-        if (c)
+        if (c) {
             ranch_set_update(c, dest, owner, now);
-        rc = c ? batch_commit(r, &b, out) : (batch_free(&b), RANCH_STORAGE);
+            json_rec(&answer, &c->rec);
+        }
+        rc = c ? answer_fits(&answer, out) : RANCH_STORAGE;
+        rc = rc == RANCH_OK ? batch_commit(r, &b, out) : (batch_free(&b), rc);
         if (rc == RANCH_OK) {
             queue_remove(&r->queues, type, state, request_id);
-            json_res(out, x);
+            jbuf_add(out, answer.data, answer.len);
             *waited_seconds = (double)(now - first_seen) / 1e9;
         }
+        jbuf_free(&answer);
     }
     pthread_mutex_unlock(&r->lock);
     return rc;
@@ -687,29 +299,33 @@ ranch_code ranch_acquire_by_state(ranch *r, const char *state, const char *dest,
     if (n_found > 1)  /* qsort must not see a NULL base, even with 0 items */
         qsort(found, n_found, sizeof *found, cmp_seq);
     batch b = { 0 };
+    jbuf answer;
+    jbuf_init(&answer);
     ranch_code rc = RANCH_OK;
+    jbuf_addc(&answer, '[');
     for (size_t i = 0; i < n_found && rc == RANCH_OK; i++) {
         change *c = batch_add(&b, CH_UPDATE, found[i]);
         if (c == NULL)
             rc = RANCH_STORAGE;
-        else
+        else {
             ranch_set_update(c, dest, owner, now);
+            if (i)
+                jbuf_addc(&answer, ',');
+            json_rec(&answer, &c->rec);
+        }
     }
+    jbuf_adds(&answer, "]\n");
+    if (rc == RANCH_OK && n_found == asked)
+        rc = answer_fits(&answer, out);
     if (rc == RANCH_OK)
         rc = batch_commit(r, &b, out);
     else
         batch_free(&b);
-    if (rc == RANCH_OK && n_found == asked) {
-        jbuf_addc(out, '[');
-        for (size_t i = 0; i < n_found; i++) {
-            if (i)
-                jbuf_addc(out, ',');
-            json_res(out, found[i]);
-        }
-        jbuf_adds(out, "]\n");
-    } else if (rc == RANCH_OK) {
+    if (rc == RANCH_OK && n_found == asked)
+        jbuf_add(out, answer.data, answer.len);
+    else if (rc == RANCH_OK)
         rc = not_found(out, state);
-    }
+    jbuf_free(&answer);
     free(found);
     pthread_mutex_unlock(&r->lock);
     return rc;
@@ -762,14 +378,35 @@ ranch_code ranch_release(ranch *r, const char *name, const char *dest, const cha
     return rc;
 }
 
+/* The merge of upd into x's user data, or RANCH_TOO_LARGE when the
+ * result would pass the cap and grow (so an oversized resource loaded from
+ * an older store can still shrink). */
+static ranch_code merge_userdata(const res *x, const gojson_update *upd, char **merged, jbuf *out)
+{
+    char err[512];
+    if (gojson_update_apply(x->userdata, upd, merged, err, sizeof err) != 0) {
+        jbuf_adds(out, err);
+        return RANCH_STORAGE;
+    }
+    size_t len = *merged ? strlen(*merged) : 0;
+    if (len > RANCH_MAX_USERDATA && len > strlen(x->userdata)) {
+        jbuf_printf(out, "user data would be %zu bytes, more than the %zu allowed", len,
+                    RANCH_MAX_USERDATA);
+        free(*merged);
+        *merged = NULL;
+        return RANCH_TOO_LARGE;
+    }
+    return RANCH_OK;
+}
+
 ranch_code ranch_update(ranch *r, const char *name, const char *owner, const char *state,
-                        const char *body, size_t body_len, jbuf *out)
+                        const gojson_update *upd, jbuf *out)
 {
     pthread_mutex_lock(&r->lock);
     int64_t now = ranch_now_ns();
     res *x = find(r, name);
     ranch_code rc;
-    char *merged = NULL, err[512];
+    char *merged = NULL;
     if (x == NULL) {
         rc = not_found(out, name);
     } else if (strcmp(owner, x->owner) != 0) {
@@ -777,10 +414,7 @@ ranch_code ranch_update(ranch *r, const char *name, const char *owner, const cha
     } else if (strcmp(state, x->bucket->state) != 0) {
         jbuf_printf(out, "state mismatch - expected %s, current %s", x->bucket->state, state);
         rc = RANCH_STATE_MISMATCH;
-    } else if (gojson_merge_userdata(x->userdata, body, body_len, &merged, err, sizeof err) != 0) {
-        jbuf_adds(out, err);
-        rc = RANCH_BAD_REQUEST;
-    } else {
+    } else if ((rc = merge_userdata(x, upd, &merged, out)) == RANCH_OK) {
         batch b = { 0 };
         change *c = batch_add(&b, CH_UPDATE, x);
         if (c) {

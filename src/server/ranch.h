@@ -21,8 +21,21 @@ typedef enum {
     RANCH_OWNER_MISMATCH,     /* 401 */
     RANCH_STATE_MISMATCH,     /* 409 */
     RANCH_BAD_REQUEST,        /* 400 */
+    RANCH_TOO_LARGE,          /* 413 */
     RANCH_STORAGE,            /* 500 */
 } ranch_code;
+
+/* A resource's user data, as stored (Go JSON, escapes included), is at
+ * most this long: what upstream's Kubernetes storage holds in one object
+ * (etcd takes 1.5 MiB a request), and the /update body cap, so one body
+ * of plain text fits. Larger merges are answered RANCH_TOO_LARGE. */
+#define RANCH_MAX_USERDATA ((size_t)1 << 20)
+/* No acquire commits when its answer would be longer than this: the
+ * response cap of bosk's client (lhttp's default max_body), so a lease
+ * is never granted to a client that cannot read it. */
+#define RANCH_MAX_ANSWER ((size_t)16 << 20)
+/* Request ids longer than this are refused (Go's client sends UUIDs). */
+#define RANCH_MAX_REQUEST_ID 256
 
 /* A new empty ranch over st (which it then owns). ttl_ns: request-id TTL. */
 ranch *ranch_new(store *st, int64_t request_ttl_ns, char *err, size_t err_len);
@@ -45,8 +58,10 @@ ranch_code ranch_acquire_by_state(ranch *r, const char *state, const char *dest,
                                   const char *owner, const char *names, jbuf *out);
 ranch_code ranch_release(ranch *r, const char *name, const char *dest, const char *owner,
                          jbuf *out);
+/* upd: the parsed body (gojson_update_parse; NULL changes nothing but
+ * lastupdate). The owner and state are checked before any merging. */
 ranch_code ranch_update(ranch *r, const char *name, const char *owner, const char *state,
-                        const char *body, size_t body_len, jbuf *out);
+                        const gojson_update *upd, jbuf *out);
 ranch_code ranch_reset(ranch *r, const char *type, const char *state, int64_t expire_ns,
                        const char *dest, jbuf *out);
 ranch_code ranch_metric(ranch *r, const char *type, jbuf *out);
@@ -57,5 +72,6 @@ ranch_code ranch_list(ranch *r, const char *type, const char *state, const char 
 void ranch_prom_resources(ranch *r, jbuf *out);
 /* Counts for logs and tests. */
 size_t ranch_count(ranch *r);
+size_t ranch_queued_ids(ranch *r);
 
 #endif

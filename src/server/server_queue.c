@@ -31,6 +31,12 @@ static char *queue_key(const char *type, const char *state)
     return k;
 }
 
+void queue_set_init(queue_set *qs)
+{
+    hmap_init(&qs->by_key);
+    qs->ids = 0;
+}
+
 static queue *queue_find(hmap *queues, const char *type, const char *state, int create)
 {
     char *key = queue_key(type, state);
@@ -75,8 +81,9 @@ static entry *entry_add(queue *q, const char *id, int64_t now)
     return e;
 }
 
-static void entry_remove(queue *q, entry *e)
+static void entry_remove(queue_set *qs, queue *q, entry *e)
 {
+    qs->ids--;
     hmap_del(&q->ids, &e->node);
     if (e->prev)
         e->prev->next = e->next;
@@ -97,21 +104,21 @@ static size_t live_before(const queue *q, const entry *stop, int64_t now)
     return n;
 }
 
-size_t queue_rank(hmap *queues, const char *type, const char *state, const char *id,
+size_t queue_rank(queue_set *qs, const char *type, const char *state, const char *id,
                   int64_t now, int64_t ttl, int *is_new, int64_t *first_seen)
 {
     *is_new = 0;
     *first_seen = now;
+    int has_room = qs->ids < QUEUE_MAX_IDS;
     if (id == NULL || *id == '\0')
-        return 1 + live_before(queue_find(queues, type, state, 0), NULL, now);
-    queue *q = queue_find(queues, type, state, 1);
-    if (q == NULL)
-        return 1;
-    hnode *n = hmap_get(&q->ids, id);
+        return 1 + live_before(queue_find(&qs->by_key, type, state, 0), NULL, now);
+    queue *q = queue_find(&qs->by_key, type, state, has_room);
+    hnode *n = q ? hmap_get(&q->ids, id) : NULL;
     entry *e = n ? HMAP_ENTRY(n, entry, node) : NULL;
     if (e == NULL) {
-        if ((e = entry_add(q, id, now)) == NULL)
+        if (!has_room || q == NULL || (e = entry_add(q, id, now)) == NULL)
             return 1 + live_before(q, NULL, now);
+        qs->ids++;
         *is_new = 1;
     }
     e->expiry = now + ttl;
@@ -119,54 +126,54 @@ size_t queue_rank(hmap *queues, const char *type, const char *state, const char 
     return 1 + live_before(q, e, now);
 }
 
-static void queue_drop(hmap *queues, queue *q)
+static void queue_drop(queue_set *qs, queue *q)
 {
     while (q->head)
-        entry_remove(q, q->head);
+        entry_remove(qs, q, q->head);
     hmap_free(&q->ids);
-    hmap_del(queues, &q->node);
+    hmap_del(&qs->by_key, &q->node);
     free(q);
 }
 
-void queue_remove(hmap *queues, const char *type, const char *state, const char *id)
+void queue_remove(queue_set *qs, const char *type, const char *state, const char *id)
 {
     if (id == NULL || *id == '\0')
         return;
-    queue *q = queue_find(queues, type, state, 0);
+    queue *q = queue_find(&qs->by_key, type, state, 0);
     hnode *n = q ? hmap_get(&q->ids, id) : NULL;
     if (n == NULL)
         return;
-    entry_remove(q, HMAP_ENTRY(n, entry, node));
+    entry_remove(qs, q, HMAP_ENTRY(n, entry, node));
     if (q->head == NULL)
-        queue_drop(queues, q);
+        queue_drop(qs, q);
 }
 
-void queue_gc(hmap *queues, int64_t now)
+void queue_gc(queue_set *qs, int64_t now)
 {
     size_t slot;
-    hnode *n = hmap_first(queues, &slot);
+    hnode *n = hmap_first(&qs->by_key, &slot);
     while (n) {
-        hnode *next = hmap_next(queues, n, &slot);
+        hnode *next = hmap_next(&qs->by_key, n, &slot);
         queue *q = HMAP_ENTRY(n, queue, node);
         for (entry *e = q->head, *en; e; e = en) {
             en = e->next;
             if (now > e->expiry)
-                entry_remove(q, e);
+                entry_remove(qs, q, e);
         }
         if (q->head == NULL)
-            queue_drop(queues, q);
+            queue_drop(qs, q);
         n = next;
     }
 }
 
-void queue_free_all(hmap *queues)
+void queue_free_all(queue_set *qs)
 {
     size_t slot;
-    hnode *n = hmap_first(queues, &slot);
+    hnode *n = hmap_first(&qs->by_key, &slot);
     while (n) {
-        hnode *next = hmap_next(queues, n, &slot);
-        queue_drop(queues, HMAP_ENTRY(n, queue, node));
+        hnode *next = hmap_next(&qs->by_key, n, &slot);
+        queue_drop(qs, HMAP_ENTRY(n, queue, node));
         n = next;
     }
-    hmap_free(queues);
+    hmap_free(&qs->by_key);
 }

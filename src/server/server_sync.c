@@ -6,125 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <cjson/cJSON.h>
-#include "server/server_ranch.h"
+#include "core/core.h"
+#include "server/ranch_core.h"
+#include "server/server_sync.h"
 
 #define MAX_CREATE 100000
-
-/* ---- lifecycles ---- */
-
-void drlc_free(drlc *d)
-{
-    if (d == NULL)
-        return;
-    free(d->state);
-    free(d->config_type);
-    free(d->config_content);
-    free(d);
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static drlc *drlc_from_entry(const config_entry *e)
-{
-    drlc *d = calloc(1, sizeof *d);
-    if (d == NULL || (d->state = strdup(e->state)) == NULL) {
-        free(d);
-        return NULL;
-    }
-    d->min_count = e->min_count;
-    d->max_count = e->max_count;
-    d->lifespan_ns = e->lifespan_ns;
-    d->has_lifespan = e->has_lifespan;
-    d->config_type = dup_or_null(e->config_type);
-    d->config_content = dup_or_null(e->config_content);
-    return d;
-}
-
-static int str_eq(const char *a, const char *b)
-{
-    return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
-}
-
-static int drlc_eq(const drlc *a, const drlc *b)
-{
-    return str_eq(a->state, b->state) && a->min_count == b->min_count &&
-           a->max_count == b->max_count && a->lifespan_ns == b->lifespan_ns &&
-           a->has_lifespan == b->has_lifespan && str_eq(a->config_type, b->config_type) &&
-           str_eq(a->config_content, b->config_content);
-}
-
-char *drlc_to_json(const drlc *d)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL)
-        return NULL;
-    cJSON_AddStringToObject(o, "state", d->state);
-    cJSON_AddNumberToObject(o, "min-count", (double)d->min_count);
-    cJSON_AddNumberToObject(o, "max-count", (double)d->max_count);
-    if (d->has_lifespan)
-        cJSON_AddNumberToObject(o, "lifespan", (double)d->lifespan_ns);
-    if (d->config_type)
-        cJSON_AddStringToObject(o, "config-type", d->config_type);
-    if (d->config_content)
-        cJSON_AddStringToObject(o, "config-content", d->config_content);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
-static const char *json_get_str(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-drlc *drlc_from_json(const char *json)
-{
-    cJSON *o = cJSON_Parse(json);
-    const char *state = o ? json_get_str(o, "state") : NULL;
-    drlc *d = state ? calloc(1, sizeof *d) : NULL;
-    if (d == NULL || (d->state = strdup(state)) == NULL) {
-        free(d);
-        cJSON_Delete(o);
-        return NULL;
-    }
-    const cJSON *v;
-    if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "min-count")))
-        d->min_count = (int64_t)v->valuedouble;
-    if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "max-count")))
-        d->max_count = (int64_t)v->valuedouble;
-    if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, "lifespan"))) {
-        d->lifespan_ns = (int64_t)v->valuedouble;
-        d->has_lifespan = 1;
-    }
-    d->config_type = dup_or_null(json_get_str(o, "config-type"));
-    d->config_content = dup_or_null(json_get_str(o, "config-content"));
-    cJSON_Delete(o);
-    return d;
-}
-
-int ranch_new_uuid(char out[37])
-{
-    unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        return -1;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-             b[12], b[13], b[14], b[15]);
-    return 0;
-}
 
 /* ---- config index ---- */
 
 /* Static names -> their entry (the first entry listing a name wins). */
-void ranch_index_config(ranch *r)
+static void index_config(ranch *r)
 {
     for (size_t i = 0; r->cfg && i < r->cfg->n; i++) {
         const config_entry *e = &r->cfg->entries[i];
@@ -139,6 +30,27 @@ void ranch_index_config(ranch *r)
                 free(cn);
         }
     }
+}
+
+void ranch_drop_config(ranch *r)
+{
+    size_t slot;
+    hnode *n = hmap_first(&r->cfg_names, &slot);
+    while (n) {
+        hnode *next = hmap_next(&r->cfg_names, n, &slot);
+        free(HMAP_ENTRY(n, cfg_name, node));
+        n = next;
+    }
+    hmap_free(&r->cfg_names);
+    config_free(r->cfg);
+    r->cfg = NULL;
+}
+
+void ranch_adopt_config(ranch *r, config *cfg)
+{
+    ranch_drop_config(r);
+    r->cfg = cfg;
+    index_config(r);
 }
 
 static const config_entry *cfg_entry_of(ranch *r, const char *name)
@@ -380,7 +292,7 @@ static int reconcile(ranch *r, rtype *t, char *err, size_t n)
      * memory in one go; later syncs continue */
     for (; active < lc->min_count && created < MAX_CREATE; active++, created++) {
         char name[37];
-        if (ranch_new_uuid(name) != 0 || batch_create(&d.b, t, name, lc->state, d.now) == NULL)
+        if (core_uuid4_string(name) != 0 || batch_create(&d.b, t, name, lc->state, d.now) == NULL)
             d.failed = 1;
     }
     int64_t excess = active - (int64_t)d.tbd - lc->max_count;

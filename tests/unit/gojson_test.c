@@ -68,11 +68,95 @@ static void merge(void)
     CHECK_STR(err, "invalid character 'x' looking for beginning of value");
 }
 
+/* Go's UserData.Update member by member: the last of equal keys wins,
+ * "" and null delete; keys come out sorted byte-wise. */
+static void merge_semantics(void)
+{
+    char *m = NULL, err[256];
+    const char *body = "{\"b\":\"1\",\"a\":\"x\",\"b\":\"2\",\"c\":\"3\",\"c\":null,\"d\":\"\",\"d\":\"4\"}";
+    CHECK(gojson_merge_userdata("{\"c\":\"old\",\"e\":\"5\"}", body, strlen(body), &m, err, sizeof err) == 0);
+    CHECK_STR(m, "{\"a\":\"x\",\"b\":\"2\",\"d\":\"4\",\"e\":\"5\"}");
+    free(m);
+    /* byte order, not locale: upper case, then lower, then UTF-8 */
+    body = "{\"\xc3\xa9\":\"1\",\"a\":\"2\",\"B\":\"3\",\"\":\"4\"}";
+    CHECK(gojson_merge_userdata("{}", body, strlen(body), &m, err, sizeof err) == 0);
+    CHECK_STR(m, "{\"\":\"4\",\"B\":\"3\",\"a\":\"2\",\"\xc3\xa9\":\"1\"}");
+    free(m);
+    /* the stored side may be unsorted or hold non-strings: they are dropped */
+    body = "{\"a\":\"\"}";
+    CHECK(gojson_merge_userdata("{\"z\":\"1\",\"n\":2,\"a\":\"3\",\"m\":\"<\"}", body, strlen(body), &m, err,
+                                sizeof err) == 0);
+    CHECK_STR(m, "{\"m\":\"\\u003c\",\"z\":\"1\"}");
+    free(m);
+    CHECK(gojson_merge_userdata("not json", "{\"a\":\"1\"}", 9, &m, err, sizeof err) == 0);
+    CHECK_STR(m, "{\"a\":\"1\"}");
+    free(m);
+    CHECK(gojson_merge_userdata("{\"a\":\"1\"}", "{}", 2, &m, err, sizeof err) == 0);
+    CHECK_STR(m, "{\"a\":\"1\"}");
+    free(m);
+    m = gojson_normalize_userdata("{\"b\":\"1\",\"a\":null,\"c\":\"\",\"b\":\"2\"}", err, sizeof err);
+    CHECK_STR(m, "{\"b\":\"2\"}");
+    free(m);
+}
+
+/* Random merges over a small key alphabet against a direct model. */
+static void merge_random(void)
+{
+    static const char *const keys[] = { "a", "b", "ab", "B", "k1", "k10", "k2", "\xc3\xa9" };
+    enum { NK = sizeof keys / sizeof keys[0] };
+    srand(11);
+    for (int round = 0; round < 500; round++) {
+        const char *model[NK] = { 0 };
+        jbuf cur, body, want;
+        jbuf_init(&cur), jbuf_init(&body), jbuf_init(&want);
+        jbuf_addc(&cur, '{');
+        for (int k = 0; k < NK; k++)
+            if (rand() % 2) {
+                model[k] = rand() % 2 ? "old" : "<&>";
+                jbuf_printf(&cur, "%s\"%s\":\"%s\"", cur.len > 1 ? "," : "", keys[k], model[k]);
+            }
+        jbuf_adds(&cur, "}");
+        jbuf_addc(&body, '{');
+        for (int i = 0, n = rand() % 12; i < n; i++) {
+            int k = rand() % NK, v = rand() % 3;
+            static const char *const vals[] = { "\"\"", "null", "\"new\"" };
+            jbuf_printf(&body, "%s\"%s\":%s", body.len > 1 ? "," : "", keys[k], vals[v]);
+            model[k] = v == 2 ? "new" : NULL;
+        }
+        jbuf_adds(&body, "}");
+        /* the indexes of keys[] in byte order */
+        static const int order[] = { 3, 0, 2, 1, 4, 5, 6, 7 };
+        jbuf_addc(&want, '{');
+        for (int i = 0; i < NK; i++) {
+            int k = order[i];
+            if (model[k] == NULL)
+                continue;
+            if (want.len > 1)
+                jbuf_addc(&want, ',');
+            gojson_string(&want, keys[k], strlen(keys[k]));
+            jbuf_addc(&want, ':');
+            gojson_string(&want, model[k], strlen(model[k]));
+        }
+        jbuf_addc(&want, '}');
+        char *m = NULL, err[256];
+        CHECK(gojson_merge_userdata(cur.data, body.data, body.len, &m, err, sizeof err) == 0);
+        if (m == NULL || strcmp(m, want.data) != 0) {
+            printf("  round %d: %s + %s\n", round, cur.data, body.data);
+            CHECK_STR(m, want.data);
+            round = 500;
+        }
+        free(m);
+        jbuf_free(&cur), jbuf_free(&body), jbuf_free(&want);
+    }
+}
+
 int main(void)
 {
     RUN(json_strings);
     RUN(go_quote);
     RUN(times);
     RUN(merge);
+    RUN(merge_semantics);
+    RUN(merge_random);
     UNIT_EXIT();
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include "server/ranch.h"
+#include "server/server_queue.h"
 #include "unit.h"
 
 static char err[4096];
@@ -45,6 +46,21 @@ static ranch_code rel(ranch *r, const char *name, const char *owner)
     return rc;
 }
 
+/* POST /update's path: parse the body, then the ranch call. */
+static ranch_code update(ranch *r, const char *name, const char *owner, const char *body)
+{
+    gojson_update *u = NULL;
+    if (gojson_update_parse(body, strlen(body), &u, err, sizeof err) != 0)
+        return RANCH_BAD_REQUEST;
+    jbuf out;
+    jbuf_init(&out);
+    ranch_code rc = ranch_update(r, name, owner, "busy", u, &out);
+    snprintf(err, sizeof err, "%s", out.data ? out.data : "");
+    jbuf_free(&out);
+    gojson_update_free(u);
+    return rc;
+}
+
 static void scan_order(void)
 {
     ranch *r = make("resources:\n- type: t\n  names: [a, b, c]\n", NULL);
@@ -80,6 +96,32 @@ static void request_ranks(void)
     ranch_free(r);
 }
 
+/* Unique request ids past QUEUE_MAX_IDS are not kept: they rank behind
+ * every queued id, as requests without one. */
+static void queue_bound(void)
+{
+    ranch *r = make("resources:\n- type: t\n  names: [a]\n", NULL);
+    ranch_code rc;
+    char rid[64];
+    CHECK_STR(acq(r, "x", "", &rc), "a");
+    for (int i = 0; i < QUEUE_MAX_IDS + 5000; i++) {
+        snprintf(rid, sizeof rid, "id-%d", i);
+        acq(r, "p", rid, &rc);
+        CHECK(rc == RANCH_NOT_FOUND);
+        if (rc != RANCH_NOT_FOUND)
+            break;
+    }
+    CHECK(ranch_queued_ids(r) == QUEUE_MAX_IDS);
+    CHECK(rel(r, "a", "x") == RANCH_OK);
+    acq(r, "q", "id-late", &rc);
+    CHECK(rc == RANCH_NOT_FOUND);            /* not queued, and not first */
+    CHECK_STR(acq(r, "p", "id-0", &rc), "a"); /* the first queued id is served */
+    CHECK(ranch_queued_ids(r) == QUEUE_MAX_IDS - 1);
+    acq(r, "q", "id-late", &rc);             /* one place free: queued now */
+    CHECK(ranch_queued_ids(r) == QUEUE_MAX_IDS);
+    ranch_free(r);
+}
+
 static void static_sync(void)
 {
     ranch *r = make("resources:\n- type: t\n  names: [a, b]\n", NULL);
@@ -106,13 +148,13 @@ static void sqlite_round_trip(void)
     ranch *r = make(yaml, store_sqlite_open(path, err, sizeof err));
     ranch_code rc;
     CHECK_STR(acq(r, "o", "", &rc), "a");
-    jbuf out;
-    jbuf_init(&out);
-    CHECK(ranch_update(r, "a", "o", "busy", "{\"k\":\"v\"}", 9, &out) == RANCH_OK);
+    CHECK(update(r, "a", "o", "{\"k\":\"v\"}") == RANCH_OK);
     CHECK(rel(r, "b", "") == RANCH_OK);      /* b goes to the tail */
     ranch_free(r);
     r = make(yaml, store_sqlite_open(path, err, sizeof err));
     CHECK(ranch_count(r) == 3);
+    jbuf out;
+    jbuf_init(&out);
     CHECK_STR(acq(r, "o", "", &rc), "c");    /* order survived: c, then b */
     CHECK_STR(acq(r, "o", "", &rc), "b");
     CHECK(ranch_list(r, "t", "busy", "o", &out) == RANCH_OK);
@@ -132,6 +174,7 @@ int main(void)
 {
     RUN(scan_order);
     RUN(request_ranks);
+    RUN(queue_bound);
     RUN(static_sync);
     RUN(sqlite_round_trip);
     UNIT_EXIT();

@@ -1,6 +1,7 @@
-/* server_ranch.h: the ranch's internal structures, shared by ranch.c (the
- * endpoints) and server_sync.c (config sync and dynamic resources). Not
- * for other files.
+/* ranch_core.h: the ranch's data and the batches that change it, shared
+ * by ranch.c (the entry points) and server_sync.c (config sync and
+ * dynamic resources); ranch_core.c depends on neither. Not for other
+ * files. Callers hold the ranch lock.
  *
  * Indexes: resources by name; types by name; per type, one bucket per
  * state holding two lists, unowned and owned, each in scan order (update
@@ -8,12 +9,13 @@
  * recently updated). Acquire takes the rank-th node of one unowned list;
  * release, update and reset move single nodes. Owner counts per type are
  * kept as resources move, so /metric never scans. */
-#ifndef BOSK_SERVER_RANCH_H
-#define BOSK_SERVER_RANCH_H
+#ifndef BOSK_RANCH_CORE_H
+#define BOSK_RANCH_CORE_H
 
 #include <pthread.h>
 #include "server/ranch.h"
 #include "server/server_map.h"
+#include "server/server_queue.h"
 
 typedef struct res res;
 typedef struct bucket bucket;
@@ -93,7 +95,8 @@ typedef struct {
 struct ranch {
     pthread_mutex_t lock;
     store *st;
-    hmap names, types, queues, cfg_names;
+    hmap names, types, cfg_names;
+    queue_set queues;
     config *cfg;
     uint64_t seq, stamp;
     int64_t ttl_ns;
@@ -104,6 +107,13 @@ struct ranch {
 int64_t ranch_now_ns(void);
 rtype *ranch_type_get(ranch *r, const char *name, int create);
 bucket *ranch_bucket_get(rtype *t, const char *state, int create);
+/* Frees every type with its resources, and the name index. */
+void ranch_types_free(ranch *r);
+/* store_ops.load callbacks (ctx: the ranch). Records come in seq order;
+ * appending them keeps the previous run's scan order. */
+int ranch_load_rec(void *ctx, const store_rec *rec);
+int ranch_load_lifecycle(void *ctx, const char *type, const char *json);
+
 change *batch_add(batch *b, int kind, res *target);
 /* A CH_CREATE change for a new resource (fresh unlinked res). */
 change *batch_create(batch *b, rtype *t, const char *name, const char *state, int64_t now);
@@ -112,10 +122,9 @@ ranch_code batch_commit(ranch *r, batch *b, jbuf *errout);
 void batch_free(batch *b);
 void ranch_set_update(change *c, const char *state, const char *owner, int64_t now);
 
-/* server_sync.c */
-int ranch_sync_locked(ranch *r, char *err, size_t err_len);
-void ranch_index_config(ranch *r);
-int ranch_new_uuid(char out[37]);
+/* Lifecycle records: from a config entry, compared, and as stored (JSON). */
+drlc *drlc_from_entry(const config_entry *e);
+int drlc_eq(const drlc *a, const drlc *b);
 char *drlc_to_json(const drlc *d);
 drlc *drlc_from_json(const char *json);
 void drlc_free(drlc *d);
