@@ -11,6 +11,7 @@ local http = require "bosk.http"
 local core = require "bosk.core"
 local wire = require "bosk.wire"
 local duration = require "bosk.duration"
+local ccore = require "bosk.client_core" -- status meanings, password file
 local M = require "boskos" -- sentinels, states, sleep and poll_interval live there
 
 local format, concat = string.format, table.concat
@@ -200,25 +201,9 @@ local function check_options(opts)
   end
 end
 
-local function read_password(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("a")
-  f:close()
-  if not text then return nil, path .. ": read failed" end
-  return (text:gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
--- The password, read again whenever the file's mtime or size changes.
--- A file that cannot be read keeps the last good password (as upstream's
--- secret agent does).
+-- The password, read again whenever the file changes (bosk.client_core).
 function Client:_password()
-  local mtime, size = http.stat(self.password_file)
-  if mtime and (mtime ~= self._pw_mtime or size ~= self._pw_size) then
-    local pw = read_password(self.password_file)
-    if pw then self._pw, self._pw_mtime, self._pw_size = pw, mtime, size end
-  end
-  return self._pw
+  return self._pw:current()
 end
 
 -- boskos.client{owner=, url=, username=, password_file=,
@@ -249,13 +234,13 @@ function M.client(opts)
   local ok, err = wire.url(c.url, "/", nil)
   if not ok then return nil, wire.error(err) end
   if c.password_file then
+    -- A warning, never a result: stdout is for what a script captures.
     if not c.url:match("^https://") then
-      io.stdout:write("[WARNING] should NOT use password without enabling TLS: '", c.url, "'\n")
+      io.stderr:write("[WARNING] should NOT use password without enabling TLS: '", c.url, "'\n")
     end
-    local mtime, size = http.stat(c.password_file)
-    local pw, perr = read_password(c.password_file)
+    local pw, perr = ccore.password_file(c.password_file)
     if not pw then return nil, wire.error("cannot read the password file: " .. tostring(perr)) end
-    c._pw, c._pw_mtime, c._pw_size = pw, mtime, size
+    c._pw = pw
   end
   c.conn = http.new()
   c._urls, c._url_count = {}, 0
@@ -345,14 +330,15 @@ local function acquire_once(self, rtype, url, uerr)
   if not url then return nil, wire.error(uerr) end
   local status, line, body = exchange(self, "POST", url, nil)
   if not status then return nil, line end
-  if status == 200 then
+  local meaning = ccore.meaning("/acquire", status)
+  if meaning == "ok" then
     local r, err = wire.decode_resource(body)
     if not r then return false, wire.error(err) end
     return true, r
-  elseif status == 401 then
+  elseif meaning == "in_use" then
     return false, M.ErrAlreadyInUse
-  elseif status == 404 then
-    if self.distinguish_not_found and body:find(wire.type_not_found_message(rtype), 1, true) then
+  elseif meaning == "not_found" then
+    if self.distinguish_not_found and ccore.type_not_found(body, rtype) then
       return false, M.ErrTypeNotFound
     end
     return false, M.ErrNotFound
@@ -454,13 +440,14 @@ local function acquire_by_state(self, state, dest, names)
   return retry(function()
     local status, line, body = self:_send("POST", "/acquirebystate", params)
     if not status then return nil, line end
-    if status == 200 then
+    local meaning = ccore.meaning("/acquirebystate", status)
+    if meaning == "ok" then
       local list, err = wire.decode_resources(body)
       if not list then return false, wire.error(err) end
       return true, list
-    elseif status == 401 then
+    elseif meaning == "in_use" then
       return false, M.ErrAlreadyInUse
-    elseif status == 404 then
+    elseif meaning == "not_found" then
       return false, M.ErrNotFound
     end
     return nil, status_error(line, status)
@@ -636,7 +623,10 @@ function Client:list(filter)
   return retry(function()
     local status, line, body = self:_send("GET", "/resources", params)
     if not status then return nil, line end
-    if status == 404 or (status == 200 and not body:find("^%s*[%[n]")) then return false, unsupported end
+    local meaning = ccore.meaning("/resources", status)
+    if meaning == "unsupported" or (meaning == "ok" and not body:find("^%s*[%[n]")) then
+      return false, unsupported
+    end
     if status ~= 200 then return nil, status_error(line, status) end
     local list, err = wire.decode_resources(body)
     if not list then return false, wire.error(err) end
