@@ -245,7 +245,7 @@ T.test("wrong argument types raise like the standard library", function()
     { "reset", { "t", "s", {}, "d" }, "#3" },
     { "reset", { "t", "s", "soon", "d" }, "time: invalid duration" },
     { "metric", { nil }, "#1" },
-    { "list", { { kind = "x" } }, "unknown field" },
+    { "list", { { type = 5 } }, "string expected, got number" },
     { "release_one", { 1, "d" }, "#1" },
     { "update_one", { "n", 2 }, "#2" },
     { "update_all", {}, "#1" },
@@ -256,6 +256,10 @@ T.test("wrong argument types raise like the standard library", function()
     T.eq(ok, false, call[1] .. " raises")
     T.contains(err, call[3], call[1] .. " message")
   end
+  -- An unknown filter is a typo to report, not a raise (issue 13).
+  local list, lerr = c:list{ kind = "x" }
+  T.eq(list, nil, "list with an unknown filter")
+  T.eq(tostring(lerr), 'list: unknown filter "kind" (known: type, state, owner, name)', "its error")
   local ok, err = pcall(c.acquire, "t", "s", "d")
   T.eq(ok, false)
   T.contains(err, "bad self", "dot call")

@@ -72,10 +72,19 @@ local function multierror(errs)
   return wire.error(head .. "\n" .. concat(lines, "\n") .. "\n\n", { errors = errs })
 end
 
+-- Seconds left before the client's deadline (c._deadline, a monotime set
+-- by the one-liners' --timeout), or nil without one.
+local function time_left(self)
+  local deadline = self._deadline
+  if deadline == nil then return nil end
+  return math.max(0, deadline - core.monotime())
+end
+
 -- Up to 4 attempts. work(...) returns true, value (done), false, err
 -- (fatal) or nil, err (retriable). Sleeps i*i seconds through boskos.sleep
--- between attempts. The list of errors is made only when one fails.
-local function retry(work, ...)
+-- between attempts, unless the client's deadline would pass first. The
+-- list of errors is made only when one fails.
+local function retry(self, work, ...)
   local errs
   for i = 1, 4 do
     local done, value = work(...)
@@ -83,7 +92,10 @@ local function retry(work, ...)
     if done == false then return nil, value end
     errs = errs or {}
     errs[#errs + 1] = value
-    if i < 4 then M.sleep(i * i) end
+    local left = time_left(self)
+    if i == 4 or (left and left <= 0.1) then break end
+    -- Near the deadline, a shorter pause still leaves time for one try.
+    M.sleep(left and math.min(i * i, left - 0.1) or i * i)
   end
   return nil, aggregate(errs)
 end
@@ -256,19 +268,38 @@ end
 
 -- One exchange, with the dialer's retries of refused/reset/timed-out
 -- connects. -> status, status_line, body   or   nil, err
+-- c._on_retry(err), when set (the one-liners), is told once, at the first
+-- connection failure, that retries follow; c._deadline bounds the whole.
 local function exchange(self, method, url, body, ctype)
   local d, user, password = self.dialer, self.username, nil
   if user then password = self:_password() end
-  local status, line, resp_body = self.conn:send(method, url, body, ctype, user, password,
-                                                 d.timeout, self.timeout, self.max_body)
+  local function send()
+    local connect_timeout, timeout, left = d.timeout, self.timeout, time_left(self)
+    if left then
+      -- libcurl reads 0 as "no limit": below a millisecond, do not send.
+      if left < 0.001 then return nil, "timeout", "the --timeout ended before the request was sent" end
+      connect_timeout, timeout = math.min(connect_timeout, left), math.min(timeout, left)
+    end
+    return self.conn:send(method, url, body, ctype, user, password, connect_timeout, timeout, self.max_body)
+  end
+  local status, line, resp_body = send()
   if status then return status, line, resp_body end
   local tries = math.max(0, d.retry_count or 0) + 1
-  for i = 2, tries do
+  for _ = 2, tries do
     if line ~= "connect" then break end
-    core.sleep(d.retry_sleep)
-    status, line, resp_body = self.conn:send(method, url, body, ctype, user, password,
-                                             d.timeout, self.timeout, self.max_body)
+    if self._on_retry then
+      self._on_retry(resp_body)
+      self._on_retry = nil
+    end
+    local left = time_left(self)
+    if left and left <= 0.1 then break end
+    core.sleep(left and math.min(d.retry_sleep, left - 0.1) or d.retry_sleep)
+    status, line, resp_body = send()
     if status then return status, line, resp_body end
+  end
+  if line == "connect" and self._on_retry then
+    self._on_retry(resp_body)
+    self._on_retry = nil
   end
   return nil, wire.error(resp_body, { kind = line })
 end
@@ -367,7 +398,7 @@ function Client:acquire_with_priority(rtype, state, dest, request_id)
   check_type(dest, "string", 3, "acquire_with_priority")
   check_type(request_id, "string", 4, "acquire_with_priority", true)
   local url, uerr = acquire_url(self, rtype, state, dest, request_id)
-  return store_acquired(self, retry(acquire_once, self, rtype, url, uerr))
+  return store_acquired(self, retry(self, acquire_once, self, rtype, url, uerr))
 end
 
 -- c:acquire(rtype, state, dest) -> resource, or nil, err
@@ -384,7 +415,7 @@ function Client:acquire(rtype, state, dest)
     url, uerr = acquire_url(self, rtype, state, dest, nil)
     if url then remember(self, "acquire", url, rtype, state, dest) end
   end
-  return store_acquired(self, retry(acquire_once, self, rtype, url, uerr))
+  return store_acquired(self, retry(self, acquire_once, self, rtype, url, uerr))
 end
 
 local function check_context(ctx, n, fname)
@@ -437,7 +468,7 @@ end
 
 local function acquire_by_state(self, state, dest, names)
   local params = { state = state, dest = dest, names = concat(names, ","), owner = self.owner }
-  return retry(function()
+  return retry(self, function()
     local status, line, body = self:_send("POST", "/acquirebystate", params)
     if not status then return nil, line end
     local meaning = ccore.meaning("/acquirebystate", status)
@@ -497,7 +528,7 @@ function Client:release(name, dest)
     url, uerr = wire.url(self.url, "/release", { name = name, dest = dest, owner = self.owner })
     if url then remember(self, "release", url, name, dest) end
   end
-  return retry(release_once, self, name, url, uerr)
+  return retry(self, release_once, self, name, url, uerr)
 end
 
 local function userdata_body(ud)
@@ -526,7 +557,7 @@ function Client:update(name, state, ud)
   local params = { name = name, owner = self.owner, state = state }
   local body = userdata_body(ud)
   local key = self.url .. "\0/update\0" .. name .. "\0" .. state .. "\0" .. self.owner
-  return retry(function()
+  return retry(self, function()
     local status, line = self:_send("POST", "/update", params, body, key)
     if not status then return nil, line end
     if status == 200 then return true, true end
@@ -562,7 +593,7 @@ function Client:reset(rtype, state, expire, dest)
   check_type(dest, "string", 4, "reset")
   local secs = duration.seconds(expire, "bad argument #3 to 'reset'", 2)
   local params = { type = rtype, state = state, expire = duration.format(secs), dest = dest }
-  return retry(function()
+  return retry(self, function()
     local status, line, body = self:_send("POST", "/reset", params)
     if not status then return nil, line end
     if status ~= 200 then return nil, status_error(line, status) end
@@ -596,9 +627,13 @@ end
 function Client:metric(rtype)
   check_client(self, "metric")
   check_type(rtype, "string", 1, "metric")
-  return retry(function()
+  return retry(self, function()
     local status, line, body = self:_send("GET", "/metric", { type = rtype })
     if not status then return nil, line end
+    if status == 404 and self._final_not_found then
+      -- The one-liners (c._final_not_found): the server's own words, at once.
+      return false, wire.error((body:gsub("%s+$", "")), { status = 404 })
+    end
     if status ~= 200 then return nil, status_error(line, status) end
     local m, err = decode_metric(body)
     if not m then return false, wire.error(err) end
@@ -606,21 +641,32 @@ function Client:metric(rtype)
   end)
 end
 
--- c:list{type=, state=, owner=} -> array of resources (bosk server's
--- GET /resources extension), or nil, err
+-- Keeps the resources called `name` (the server filters by the others).
+local function named(list, name)
+  if name == nil then return list end
+  local out = {}
+  for _, r in ipairs(list) do if r.name == name then out[#out + 1] = r end end
+  return out
+end
+
+-- c:list{type=, state=, owner=, name=} -> array of resources (bosk
+-- server's GET /resources extension), or nil, err. name is filtered here;
+-- an unknown field is an error value, not a raise (a REPL typo).
 function Client:list(filter)
   check_client(self, "list")
   filter = check_type(filter, "table", 1, "list", true) or {}
-  local params = {}
+  local params, name = {}, nil
   for k, v in pairs(filter) do
-    if k ~= "type" and k ~= "state" and k ~= "owner" then
-      arg_error(1, "list", "unknown field '" .. tostring(k) .. "'")
+    if k ~= "type" and k ~= "state" and k ~= "owner" and k ~= "name" then
+      return nil, wire.error(format("list: unknown filter %s (known: type, state, owner, name)",
+                                    wire.go_quote(tostring(k))))
     end
-    params[k] = check_type(v, "string", 1, "list")
+    check_type(v, "string", 1, "list")
+    if k == "name" then name = v else params[k] = v end
   end
   local unsupported = wire.error(format(
     "the server at %s does not support listing resources (GET /resources)", self.url))
-  return retry(function()
+  return retry(self, function()
     local status, line, body = self:_send("GET", "/resources", params)
     if not status then return nil, line end
     local meaning = ccore.meaning("/resources", status)
@@ -630,7 +676,7 @@ function Client:list(filter)
     if status ~= 200 then return nil, status_error(line, status) end
     local list, err = wire.decode_resources(body)
     if not list then return false, wire.error(err) end
-    return true, list
+    return true, named(list, name)
   end)
 end
 
