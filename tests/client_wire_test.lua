@@ -218,14 +218,16 @@ T.test("client construction: both-or-neither, bad options raise, warning line", 
   end
   local dir = T.tmpdir()
   T.write_file(dir .. "/pw", "secret\n")
-  local out = T.run({ "run", "-e", string.format(
+  -- The warning goes to stderr: stdout holds only what the script prints.
+  local out, stderr = T.run({ "run", "-e", string.format(
     "local c, e = boskos.client{owner='o', url='http://127.0.0.1:1', username='u', password_file=%q} print(c ~= nil, e)",
     dir .. "/pw") })
-  T.eq(out, "[WARNING] should NOT use password without enabling TLS: 'http://127.0.0.1:1'\ntrue\tnil\n", "warning")
+  T.eq(out, "true\tnil\n", "stdout")
+  T.eq(stderr, "[WARNING] should NOT use password without enabling TLS: 'http://127.0.0.1:1'\n", "warning on stderr")
   out = T.run({ "run", "-e", string.format(
     "local c, e = boskos.client{owner='o', url='https://h', username='u', password_file=%q} print(c ~= nil, e)",
     dir .. "/nope") })
-  T.match(out, "^false\tcannot read the password file", "unreadable password file")
+  T.match(out, "^false\tcannot read the password file: " .. dir:gsub("%p", "%%%0") .. "/nope: ", "unreadable password file, named")
 end)
 
 T.test("wrong argument types raise like the standard library", function()
@@ -243,7 +245,7 @@ T.test("wrong argument types raise like the standard library", function()
     { "reset", { "t", "s", {}, "d" }, "#3" },
     { "reset", { "t", "s", "soon", "d" }, "time: invalid duration" },
     { "metric", { nil }, "#1" },
-    { "list", { { kind = "x" } }, "unknown field" },
+    { "list", { { type = 5 } }, "string expected, got number" },
     { "release_one", { 1, "d" }, "#1" },
     { "update_one", { "n", 2 }, "#2" },
     { "update_all", {}, "#1" },
@@ -254,6 +256,10 @@ T.test("wrong argument types raise like the standard library", function()
     T.eq(ok, false, call[1] .. " raises")
     T.contains(err, call[3], call[1] .. " message")
   end
+  -- An unknown filter is a typo to report, not a raise (issue 13).
+  local list, lerr = c:list{ kind = "x" }
+  T.eq(list, nil, "list with an unknown filter")
+  T.eq(tostring(lerr), 'list: unknown filter "kind" (known: type, state, owner, name)', "its error")
   local ok, err = pcall(c.acquire, "t", "s", "d")
   T.eq(ok, false)
   T.contains(err, "bad self", "dot call")

@@ -31,6 +31,12 @@ resources:
 
 local server = T.start_server({ config = CONFIG })
 
+-- A port nothing listens on now (the kernel's choice).
+local function S_free_port()
+  local out = T.sh([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
+  return assert(tonumber(out), "no free port: " .. out)
+end
+
 -- ctl(args, owner, opts) -> stdout, stderr, exit code of `bosk ARGS
 -- --boskos-url URL --owner OWNER`
 local function ctl(args, owner, opts)
@@ -67,7 +73,6 @@ local RESOURCE_LINE = '^{"type":"t","name":"t[12]","state":"busy","owner":"alice
 local out, err, code = ctl({ "acquire", "--type", "slow", "--state", "free", "--target-state", "busy" }, "alice")
 assert(code == 0, "setup: acquire s1: " .. tostring(err))
 local slow_release = spawn_ctl({ "release", "--name", "s1", "--target-state", "free" }, "mallory")
-local slow_metric = spawn_ctl({ "metric", "--type", "no-such-type" })
 -- hb4: heartbeat whose lease is taken away (released by the owner, then
 -- leased by someone else).
 out, err, code = ctl({ "acquire", "--type", "hb", "--state", "free", "--target-state", "busy" }, "carol")
@@ -111,9 +116,9 @@ T.test("--help prints the flags and exits 0", function()
   T.contains(o, "--server-url", "usage lists boskosctl's spelling")
 end)
 
-T.test("a client that cannot be built is reported and exits 0, as boskosctl", function()
+T.test("a client that cannot be built is reported and exits 1 (boskosctl: 0)", function()
   local o, e, c = T.run({ "metric", "--type", "t", "--boskos-url", server.url, "--username", "u" })
-  T.eq(c, 0, "exit status")
+  T.eq(c, 1, "exit status")
   T.eq(o, "", "stdout")
   T.eq(e, "failed to initialize the Boskos client: username and passwordFile must be specified together\n", "stderr")
 end)
@@ -358,16 +363,80 @@ T.test("ci-lease.sh releases the resource when the CI system kills the job's gro
   T.eq({ r.state, r.owner }, { "dirty", "" }, "released as dirty")
 end)
 
+-- ---- operator paths (issue 13) -------------------------------------------
+
+T.test("with a password, the TLS warning goes to stderr and stdout is the result only", function()
+  local pw = T.write_file(T.tmpdir() .. "/pw", "secret\n")
+  local o, e, c = ctl({ "metric", "--type", "other", "--username", "u", "--password-file", pw })
+  T.eq(c, 0, "exit status; stderr: " .. e)
+  T.eq(o, '{"type":"other","current":{"dirty":1},"owner":{"":1}}\n', "stdout holds only the metric")
+  T.eq(e, "[WARNING] should NOT use password without enabling TLS: '" .. server.url .. "'\n", "warning on stderr")
+end)
+
+T.test("an unreadable password file exits 1 naming the file", function()
+  local missing = T.tmpdir() .. "/no-such-pw"
+  local o, e, c = ctl({ "metric", "--type", "t", "--username", "u", "--password-file", missing })
+  T.eq({ o, c }, { "", 1 }, "stdout and exit status")
+  T.contains(e, "failed to initialize the Boskos client: cannot read the password file: " .. missing
+             .. ": No such file or directory\n", "stderr")
+end)
+
+T.test("acquire of an unknown type reports the server's text at once", function()
+  local started = T.now()
+  local o, e, c = ctl({ "acquire", "--type", "no-such-type", "--state", "free", "--target-state", "busy",
+                        "--timeout", "4s" })
+  T.ok(T.now() - started < 3, "did not wait the 4 s", T.now() - started)
+  T.eq({ o, c }, { "", 1 }, "stdout and exit status")
+  T.eq(e, 'failed to acquire a resource: resource type "no-such-type" does not exist\n', "stderr")
+  started = T.now()
+  o, e, c = ctl({ "metric", "--type", "no-such-type" })
+  T.ok(T.now() - started < 3, "metric did not retry", T.now() - started)
+  T.eq({ o, e, c }, { "", 'failed to get metrics for resource "no-such-type": no available resource no-such-type, try again later.\n', 1 }, "metric")
+end)
+
+T.test("a server that is down: the retries are announced at once, --timeout bounds them", function()
+  local down = "http://127.0.0.1:" .. S_free_port()
+  local p = spawn_ctl({ "metric", "--type", "t", "--timeout", "3s" }, "tester", down)
+  local started = T.now()
+  T.wait_until(function() return p:output():find("retrying", 1, true) end, 2, "the retry notice")
+  T.ok(p:alive(), "still retrying after the notice")
+  T.eq(p:wait(10), 1, "exit status")
+  local took = T.now() - started
+  T.ok(took >= 2 and took < 5, "ended with --timeout 3s", took)
+  T.match(p:output(), '^bosk metric: cannot connect to the server: Get "' .. down:gsub("%p", "%%%0")
+          .. '/metric%?type=t": [^\n]*; retrying until %-%-timeout 3s has passed\n', "notice first, on its own line")
+  T.contains(p:output(), 'failed to get metrics for resource "t": ', "then the failure")
+  -- Without --timeout the notice says how long the client's retries take.
+  local q = spawn_ctl({ "status" }, "tester", down)
+  T.wait_until(function() return q:output():find("retrying", 1, true) end, 2, "the notice without --timeout")
+  T.contains(q:output(), "retrying for up to 2m14s (--timeout DURATION gives up sooner)", "the budget")
+  q:stop()
+end)
+
+T.test("bosk list prints a table, filters by type, state and owner, and --json", function()
+  -- By now c2 was released as dirty (the SIGTERM test) and alice holds s1.
+  local o, e, c = T.run({ "list", "--boskos-url", server.url, "--type", "ci2" })
+  T.eq({ e, c }, { "", 0 }, "stderr and exit status")
+  T.match(o, "^NAME +TYPE +STATE +OWNER +LAST UPDATE +USER DATA\nc2 +ci2 +dirty +%- +%d%d%d%d%-[^\n]+ +%-\n$", "table")
+  o = T.run({ "list", "--boskos-url", server.url, "--owner", "alice", "--type", "slow" })
+  T.match(o, "\ns1 +slow +busy +alice ", "--owner filters by owner")
+  T.eq(select(2, o:gsub("\n", "")), 2, "header and one row")
+  o = T.run({ "list", "--boskos-url", server.url, "--state", "dirty", "--json" })
+  local list = cjson.decode(o)
+  T.ok(#list >= 1, "some dirty resources", o)
+  for _, r in ipairs(list) do T.eq(r.state, "dirty", "state filter") end
+  o, e, c = T.run({ "list", "--boskos-url", server.url, "--type", "no-such-type" })
+  T.eq({ o, e, c }, { "no resources\n", "", 0 }, "nothing matches")
+  o, e, c = T.run({ "list", "--boskos-url", fake_url })
+  T.eq(c, 1, "a server without GET /resources")
+  T.contains(e, "does not support listing resources", "says why")
+end)
+
 -- ---- the slow failures started at the top ------------------------------------------
 
 T.test("release by the wrong owner fails after the client's retries, exit 1", function()
   T.eq(slow_release:wait(60), 1, "exit status")
   T.eq(slow_release:output(), 'failed to release resource "s1": status 401 Unauthorized, statusCode 401 releasing s1\n', "output")
-end)
-
-T.test("metric of an unknown type fails after the client's retries, exit 1", function()
-  T.eq(slow_metric:wait(60), 1, "exit status")
-  T.eq(slow_metric:output(), 'failed to get metrics for resource "no-such-type": status 404 Not Found, status code 404\n', "output")
 end)
 
 T.test("heartbeat exits 1 when the lease is lost", function()

@@ -96,6 +96,33 @@ T.test("pipe: error objects print through __tostring", function()
   T.eq(err, "bosk: custom error\n", "stderr")
 end)
 
+T.test("pipe: a top-level nil, err is printed and makes the exit status 1", function()
+  local out, err, code = repl('nil, "no such thing"\nprint("after")\n')
+  T.eq(code, 1, "exit status")
+  T.eq(out, "nil\tno such thing\nafter\n", "stdout")
+  T.eq(err, "", "stderr")
+  out, err, code = repl('nil\nnil, nil\n')
+  T.eq({ out, err, code }, { "nil\nnil\tnil\n", "", 0 }, "nil alone is a value, not a failure")
+end)
+
+T.test("pipe: help prints a guide to client, boskos and the common calls", function()
+  local out, err, code = repl("help\n")
+  T.eq({ err, code }, { "", 0 }, "stderr and exit status")
+  for _, want in ipairs({ "client", "boskos.client{", "client:acquire(", "client:release(",
+                          "client:list{", "boskos.context{" }) do
+    T.contains(out, want, "guide")
+  end
+  local again = repl("help()\n")
+  T.eq(again, out, "help() prints the same")
+end)
+
+test_if(HAVE_CLIENT, "pipe: client:list with an unknown filter returns nil, err instead of raising", function()
+  local out, err, code = repl('client:list{ kind = "x" }\n', { "--boskos-url", "http://127.0.0.1:1" })
+  T.eq(code, 1, "a failed call fails the chunk")
+  T.eq(err, "", "no traceback")
+  T.eq(out, 'nil\tlist: unknown filter "kind" (known: type, state, owner, name)\n', "stdout")
+end)
+
 test_if(HAVE_CLIENT, "pipe: boskos and client globals exist; client uses the common flags", function()
   local out, err, code = repl('type(boskos), type(client)\n', { "--owner", "alice", "--boskos-url", "http://127.0.0.1:1" })
   T.eq(err, "", "stderr")

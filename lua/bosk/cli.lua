@@ -9,7 +9,7 @@ local subcommands = {
   janitor = "bosk.janitor_cli",
   acquire = "bosk.ctl", release = "bosk.ctl", heartbeat = "bosk.ctl",
   metric = "bosk.ctl", metrics = "bosk.ctl", reset = "bosk.ctl",
-  status = "bosk.ctl",
+  status = "bosk.ctl", list = "bosk.ctl",
 }
 
 local usage = [==[
@@ -22,6 +22,8 @@ commands:
   janitor [--once] POLICY.lua...         clean resources with Lua policies
   acquire | release | heartbeat | metric | reset | status
                                          boskosctl-style one-liners
+  list [--type T] [--state S] [--owner O] [--json]
+                                         the resources, as a table
 ]==]
 
 -- boskosctl lets the global flags come before the subcommand

@@ -11,6 +11,7 @@ local http = require "bosk.http"
 local core = require "bosk.core"
 local wire = require "bosk.wire"
 local duration = require "bosk.duration"
+local ccore = require "bosk.client_core" -- status meanings, password file
 local M = require "boskos" -- sentinels, states, sleep and poll_interval live there
 
 local format, concat = string.format, table.concat
@@ -71,10 +72,19 @@ local function multierror(errs)
   return wire.error(head .. "\n" .. concat(lines, "\n") .. "\n\n", { errors = errs })
 end
 
+-- Seconds left before the client's deadline (c._deadline, a monotime set
+-- by the one-liners' --timeout), or nil without one.
+local function time_left(self)
+  local deadline = self._deadline
+  if deadline == nil then return nil end
+  return math.max(0, deadline - core.monotime())
+end
+
 -- Up to 4 attempts. work(...) returns true, value (done), false, err
 -- (fatal) or nil, err (retriable). Sleeps i*i seconds through boskos.sleep
--- between attempts. The list of errors is made only when one fails.
-local function retry(work, ...)
+-- between attempts, unless the client's deadline would pass first. The
+-- list of errors is made only when one fails.
+local function retry(self, work, ...)
   local errs
   for i = 1, 4 do
     local done, value = work(...)
@@ -82,7 +92,10 @@ local function retry(work, ...)
     if done == false then return nil, value end
     errs = errs or {}
     errs[#errs + 1] = value
-    if i < 4 then M.sleep(i * i) end
+    local left = time_left(self)
+    if i == 4 or (left and left <= 0.1) then break end
+    -- Near the deadline, a shorter pause still leaves time for one try.
+    M.sleep(left and math.min(i * i, left - 0.1) or i * i)
   end
   return nil, aggregate(errs)
 end
@@ -200,25 +213,9 @@ local function check_options(opts)
   end
 end
 
-local function read_password(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("a")
-  f:close()
-  if not text then return nil, path .. ": read failed" end
-  return (text:gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
--- The password, read again whenever the file's mtime or size changes.
--- A file that cannot be read keeps the last good password (as upstream's
--- secret agent does).
+-- The password, read again whenever the file changes (bosk.client_core).
 function Client:_password()
-  local mtime, size = http.stat(self.password_file)
-  if mtime and (mtime ~= self._pw_mtime or size ~= self._pw_size) then
-    local pw = read_password(self.password_file)
-    if pw then self._pw, self._pw_mtime, self._pw_size = pw, mtime, size end
-  end
-  return self._pw
+  return self._pw:current()
 end
 
 -- boskos.client{owner=, url=, username=, password_file=,
@@ -249,13 +246,13 @@ function M.client(opts)
   local ok, err = wire.url(c.url, "/", nil)
   if not ok then return nil, wire.error(err) end
   if c.password_file then
+    -- A warning, never a result: stdout is for what a script captures.
     if not c.url:match("^https://") then
-      io.stdout:write("[WARNING] should NOT use password without enabling TLS: '", c.url, "'\n")
+      io.stderr:write("[WARNING] should NOT use password without enabling TLS: '", c.url, "'\n")
     end
-    local mtime, size = http.stat(c.password_file)
-    local pw, perr = read_password(c.password_file)
+    local pw, perr = ccore.password_file(c.password_file)
     if not pw then return nil, wire.error("cannot read the password file: " .. tostring(perr)) end
-    c._pw, c._pw_mtime, c._pw_size = pw, mtime, size
+    c._pw = pw
   end
   c.conn = http.new()
   c._urls, c._url_count = {}, 0
@@ -271,19 +268,38 @@ end
 
 -- One exchange, with the dialer's retries of refused/reset/timed-out
 -- connects. -> status, status_line, body   or   nil, err
+-- c._on_retry(err), when set (the one-liners), is told once, at the first
+-- connection failure, that retries follow; c._deadline bounds the whole.
 local function exchange(self, method, url, body, ctype)
   local d, user, password = self.dialer, self.username, nil
   if user then password = self:_password() end
-  local status, line, resp_body = self.conn:send(method, url, body, ctype, user, password,
-                                                 d.timeout, self.timeout, self.max_body)
+  local function send()
+    local connect_timeout, timeout, left = d.timeout, self.timeout, time_left(self)
+    if left then
+      -- libcurl reads 0 as "no limit": below a millisecond, do not send.
+      if left < 0.001 then return nil, "timeout", "the --timeout ended before the request was sent" end
+      connect_timeout, timeout = math.min(connect_timeout, left), math.min(timeout, left)
+    end
+    return self.conn:send(method, url, body, ctype, user, password, connect_timeout, timeout, self.max_body)
+  end
+  local status, line, resp_body = send()
   if status then return status, line, resp_body end
   local tries = math.max(0, d.retry_count or 0) + 1
-  for i = 2, tries do
+  for _ = 2, tries do
     if line ~= "connect" then break end
-    core.sleep(d.retry_sleep)
-    status, line, resp_body = self.conn:send(method, url, body, ctype, user, password,
-                                             d.timeout, self.timeout, self.max_body)
+    if self._on_retry then
+      self._on_retry(resp_body)
+      self._on_retry = nil
+    end
+    local left = time_left(self)
+    if left and left <= 0.1 then break end
+    core.sleep(left and math.min(d.retry_sleep, left - 0.1) or d.retry_sleep)
+    status, line, resp_body = send()
     if status then return status, line, resp_body end
+  end
+  if line == "connect" and self._on_retry then
+    self._on_retry(resp_body)
+    self._on_retry = nil
   end
   return nil, wire.error(resp_body, { kind = line })
 end
@@ -345,14 +361,15 @@ local function acquire_once(self, rtype, url, uerr)
   if not url then return nil, wire.error(uerr) end
   local status, line, body = exchange(self, "POST", url, nil)
   if not status then return nil, line end
-  if status == 200 then
+  local meaning = ccore.meaning("/acquire", status)
+  if meaning == "ok" then
     local r, err = wire.decode_resource(body)
     if not r then return false, wire.error(err) end
     return true, r
-  elseif status == 401 then
+  elseif meaning == "in_use" then
     return false, M.ErrAlreadyInUse
-  elseif status == 404 then
-    if self.distinguish_not_found and body:find(wire.type_not_found_message(rtype), 1, true) then
+  elseif meaning == "not_found" then
+    if self.distinguish_not_found and ccore.type_not_found(body, rtype) then
       return false, M.ErrTypeNotFound
     end
     return false, M.ErrNotFound
@@ -381,7 +398,7 @@ function Client:acquire_with_priority(rtype, state, dest, request_id)
   check_type(dest, "string", 3, "acquire_with_priority")
   check_type(request_id, "string", 4, "acquire_with_priority", true)
   local url, uerr = acquire_url(self, rtype, state, dest, request_id)
-  return store_acquired(self, retry(acquire_once, self, rtype, url, uerr))
+  return store_acquired(self, retry(self, acquire_once, self, rtype, url, uerr))
 end
 
 -- c:acquire(rtype, state, dest) -> resource, or nil, err
@@ -398,7 +415,7 @@ function Client:acquire(rtype, state, dest)
     url, uerr = acquire_url(self, rtype, state, dest, nil)
     if url then remember(self, "acquire", url, rtype, state, dest) end
   end
-  return store_acquired(self, retry(acquire_once, self, rtype, url, uerr))
+  return store_acquired(self, retry(self, acquire_once, self, rtype, url, uerr))
 end
 
 local function check_context(ctx, n, fname)
@@ -451,16 +468,17 @@ end
 
 local function acquire_by_state(self, state, dest, names)
   local params = { state = state, dest = dest, names = concat(names, ","), owner = self.owner }
-  return retry(function()
+  return retry(self, function()
     local status, line, body = self:_send("POST", "/acquirebystate", params)
     if not status then return nil, line end
-    if status == 200 then
+    local meaning = ccore.meaning("/acquirebystate", status)
+    if meaning == "ok" then
       local list, err = wire.decode_resources(body)
       if not list then return false, wire.error(err) end
       return true, list
-    elseif status == 401 then
+    elseif meaning == "in_use" then
       return false, M.ErrAlreadyInUse
-    elseif status == 404 then
+    elseif meaning == "not_found" then
       return false, M.ErrNotFound
     end
     return nil, status_error(line, status)
@@ -510,7 +528,7 @@ function Client:release(name, dest)
     url, uerr = wire.url(self.url, "/release", { name = name, dest = dest, owner = self.owner })
     if url then remember(self, "release", url, name, dest) end
   end
-  return retry(release_once, self, name, url, uerr)
+  return retry(self, release_once, self, name, url, uerr)
 end
 
 local function userdata_body(ud)
@@ -539,7 +557,7 @@ function Client:update(name, state, ud)
   local params = { name = name, owner = self.owner, state = state }
   local body = userdata_body(ud)
   local key = self.url .. "\0/update\0" .. name .. "\0" .. state .. "\0" .. self.owner
-  return retry(function()
+  return retry(self, function()
     local status, line = self:_send("POST", "/update", params, body, key)
     if not status then return nil, line end
     if status == 200 then return true, true end
@@ -575,7 +593,7 @@ function Client:reset(rtype, state, expire, dest)
   check_type(dest, "string", 4, "reset")
   local secs = duration.seconds(expire, "bad argument #3 to 'reset'", 2)
   local params = { type = rtype, state = state, expire = duration.format(secs), dest = dest }
-  return retry(function()
+  return retry(self, function()
     local status, line, body = self:_send("POST", "/reset", params)
     if not status then return nil, line end
     if status ~= 200 then return nil, status_error(line, status) end
@@ -609,9 +627,13 @@ end
 function Client:metric(rtype)
   check_client(self, "metric")
   check_type(rtype, "string", 1, "metric")
-  return retry(function()
+  return retry(self, function()
     local status, line, body = self:_send("GET", "/metric", { type = rtype })
     if not status then return nil, line end
+    if status == 404 and self._final_not_found then
+      -- The one-liners (c._final_not_found): the server's own words, at once.
+      return false, wire.error((body:gsub("%s+$", "")), { status = 404 })
+    end
     if status ~= 200 then return nil, status_error(line, status) end
     local m, err = decode_metric(body)
     if not m then return false, wire.error(err) end
@@ -619,28 +641,42 @@ function Client:metric(rtype)
   end)
 end
 
--- c:list{type=, state=, owner=} -> array of resources (bosk server's
--- GET /resources extension), or nil, err
+-- Keeps the resources called `name` (the server filters by the others).
+local function named(list, name)
+  if name == nil then return list end
+  local out = {}
+  for _, r in ipairs(list) do if r.name == name then out[#out + 1] = r end end
+  return out
+end
+
+-- c:list{type=, state=, owner=, name=} -> array of resources (bosk
+-- server's GET /resources extension), or nil, err. name is filtered here;
+-- an unknown field is an error value, not a raise (a REPL typo).
 function Client:list(filter)
   check_client(self, "list")
   filter = check_type(filter, "table", 1, "list", true) or {}
-  local params = {}
+  local params, name = {}, nil
   for k, v in pairs(filter) do
-    if k ~= "type" and k ~= "state" and k ~= "owner" then
-      arg_error(1, "list", "unknown field '" .. tostring(k) .. "'")
+    if k ~= "type" and k ~= "state" and k ~= "owner" and k ~= "name" then
+      return nil, wire.error(format("list: unknown filter %s (known: type, state, owner, name)",
+                                    wire.go_quote(tostring(k))))
     end
-    params[k] = check_type(v, "string", 1, "list")
+    check_type(v, "string", 1, "list")
+    if k == "name" then name = v else params[k] = v end
   end
   local unsupported = wire.error(format(
     "the server at %s does not support listing resources (GET /resources)", self.url))
-  return retry(function()
+  return retry(self, function()
     local status, line, body = self:_send("GET", "/resources", params)
     if not status then return nil, line end
-    if status == 404 or (status == 200 and not body:find("^%s*[%[n]")) then return false, unsupported end
+    local meaning = ccore.meaning("/resources", status)
+    if meaning == "unsupported" or (meaning == "ok" and not body:find("^%s*[%[n]")) then
+      return false, unsupported
+    end
     if status ~= 200 then return nil, status_error(line, status) end
     local list, err = wire.decode_resources(body)
     if not list then return false, wire.error(err) end
-    return true, list
+    return true, named(list, name)
   end)
 end
 

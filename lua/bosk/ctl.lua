@@ -5,14 +5,17 @@
 --   bosk metric --type T            (also spelled `metrics`)
 --   bosk reset --type T --state S --expire DURATION --target-state D
 --   bosk status [--type T ...] [--json]
+--   bosk list [--type T] [--state S] [--owner O] [--json]
 -- Results go to stdout as JSON (resources byte for byte as boskosctl
--- prints them), errors to stderr with boskosctl's texts. Exit status: 0
--- success, 1 runtime failure, 2 usage error. As boskosctl does, a client
--- that cannot be built is reported and exits 0 (PROTOCOL.md §7 item 10).
+-- prints them), errors, warnings and progress to stderr with boskosctl's
+-- texts. Exit status: 0 success, 1 runtime failure, 2 usage error. Unlike
+-- boskosctl, a client that cannot be built (an unreadable password file)
+-- exits 1, so `set -e` scripts stop there.
 local boskos = require "boskos"
 local core = require "bosk.core"
 local flags = require "bosk.flags"
 local wire = require "bosk.wire"
+local duration = require "bosk.duration"
 local M = {}
 
 local KNOWN_STATES = { "free", "busy", "dirty", "cleaning", "leased", "toBeDeleted", "tombstone" }
@@ -51,7 +54,11 @@ local function cmd_acquire(c, o)
     local ctx = interruptible_context(math.max(o.timeout, 0))
     res, err = c:acquire_wait_with_priority(ctx, o.type, o.state, o.target_state, tostring(core.random_id()))
   end
-  if res == nil then
+  if err == boskos.ErrTypeNotFound then
+    -- The server said so at once; say it as it did, not "not found".
+    complain("failed to acquire a resource: ", wire.type_not_found_message(o.type), "\n")
+    return 1
+  elseif res == nil then
     complain("failed to acquire a resource: ", tostring(err), "\n")
     return 1
   end
@@ -265,6 +272,58 @@ local function cmd_status(c, o)
   return 0
 end
 
+-- ---- list ----------------------------------------------------------------
+
+-- Rows of cells, left-aligned columns two spaces apart.
+local function render_left(rows)
+  local widths, lines = {}, {}
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do widths[i] = math.max(widths[i] or 0, #cell) end
+  end
+  for r, row in ipairs(rows) do
+    local cells = {}
+    for i, cell in ipairs(row) do
+      cells[i] = i == #row and cell or cell .. string.rep(" ", widths[i] - #cell)
+    end
+    lines[r] = table.concat(cells, "  ")
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+local function userdata_keys(r)
+  local keys = {}
+  for k in pairs(r.userdata and r.userdata:to_map() or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return #keys > 0 and table.concat(keys, ",") or "-"
+end
+
+local function cmd_list(c, o)
+  local list, err = c:list { type = o.type, state = o.state, owner = o.list_owner }
+  if list == nil then
+    complain("failed to list resources: ", tostring(err), "\n")
+    return 1
+  end
+  table.sort(list, function(a, b)
+    if a.type ~= b.type then return a.type < b.type end
+    return a.name < b.name
+  end)
+  if o.json then
+    local parts = {}
+    for i, r in ipairs(list) do parts[i] = wire.encode_resource(r) end
+    say("[", table.concat(parts, ","), "]\n")
+  elseif #list == 0 then
+    say("no resources\n")
+  else
+    local rows = { { "NAME", "TYPE", "STATE", "OWNER", "LAST UPDATE", "USER DATA" } }
+    for _, r in ipairs(list) do
+      rows[#rows + 1] = { r.name, r.type, r.state, r.owner ~= "" and r.owner or "-",
+                          r.lastupdate or "-", userdata_keys(r) }
+    end
+    say(render_left(rows))
+  end
+  return 0
+end
+
 -- ---- flags and dispatch ------------------------------------------------
 
 local commands = {
@@ -275,7 +334,7 @@ local commands = {
       { "type", help = "type of resource to acquire" },
       { "state", help = "state to acquire the resource in" },
       { "target-state", help = "move the resource to this state after acquiring" },
-      { "timeout", kind = "duration", default = 0, help = "if set, wait this long (in a FIFO queue) for a resource" },
+      { "timeout", kind = "duration", default = 0, help = "if set, wait this long (in a FIFO queue) for a resource; it also bounds the retries" },
     },
   },
   release = {
@@ -284,12 +343,16 @@ local commands = {
     flags = {
       { "name", help = "name of the resource to release" },
       { "target-state", help = "move the resource to this state after releasing" },
+      { "timeout", kind = "duration", default = 0, help = "give up after this long, retries included (0: the client's own retries)" },
     },
   },
   metric = {
     synopsis = "--type T",
     run = cmd_metric, required = { "type" },
-    flags = { { "type", help = "type of resource to count" } },
+    flags = {
+      { "type", help = "type of resource to count" },
+      { "timeout", kind = "duration", default = 0, help = "give up after this long, retries included (0: the client's own retries)" },
+    },
   },
   reset = {
     synopsis = "--type T --state S --expire DURATION --target-state D",
@@ -299,6 +362,7 @@ local commands = {
       { "state", help = "state of the resources to reset" },
       { "expire", kind = "duration", help = "reset leases not updated for this long" },
       { "target-state", help = "move reset resources to this state" },
+      { "timeout", kind = "duration", default = 0, help = "give up after this long, retries included (0: the client's own retries)" },
     },
   },
   heartbeat = {
@@ -317,6 +381,18 @@ local commands = {
     flags = {
       { "type", kind = "list", help = "a type to show (repeatable; needed when the server cannot list)" },
       { "json", kind = "bool", default = false, help = "print a JSON array of metrics instead of a table" },
+      { "timeout", kind = "duration", default = 0, help = "give up after this long, retries included (0: the client's own retries)" },
+    },
+  },
+  list = {
+    synopsis = "[--type T] [--state S] [--owner O] [--json]",
+    run = cmd_list, required = {}, owner_filter = true,
+    flags = {
+      { "type", help = "only resources of this type" },
+      { "state", help = "only resources in this state" },
+      { "owner", help = "only resources leased by this owner" },
+      { "json", kind = "bool", default = false, help = "print the resources as a JSON array instead of a table" },
+      { "timeout", kind = "duration", default = 0, help = "give up after this long, retries included (0: the client's own retries)" },
     },
   },
 }
@@ -356,10 +432,50 @@ local function default_owner()
   return (user and user ~= "") and user or "bosk"
 end
 
+-- The common flags; for `list`, --owner is a filter, not the client's owner.
+local function common_flags(cmd)
+  local common = flags.common(default_owner())
+  if not cmd.owner_filter then return common end
+  local out = {}
+  for _, f in ipairs(common) do if f[1] ~= "owner" then out[#out + 1] = f end end
+  return out
+end
+
+-- What the client's retries of an unreachable server add up to (connection
+-- refused at once): the dialer's pauses in each of the 4 attempts, plus
+-- the 1 + 4 + 9 s between attempts.
+local function retry_budget(c)
+  local d = c.dialer
+  return 4 * math.max(0, d.retry_count) * d.retry_sleep + 14
+end
+
+-- Said on stderr at the first failed connection, so a one-liner facing a
+-- server that is down is not silent for minutes.
+local function retry_notice(name, c, o, err)
+  local how_long
+  if c._deadline then
+    how_long = "until --timeout " .. duration.format(o.timeout) .. " has passed"
+  else
+    how_long = "for up to " .. duration.format(retry_budget(c)) .. " (--timeout DURATION gives up sooner)"
+  end
+  return string.format("bosk %s: cannot connect to the server: %s; retrying %s\n", name, tostring(err), how_long)
+end
+
+-- The one-liners' settings on top of the library's: final errors for an
+-- unknown type, the notice and the whole-command deadline of --timeout.
+local function setup_client(c, name, o)
+  c.distinguish_not_found = true
+  c._final_not_found = true
+  if name ~= "heartbeat" and o.timeout and o.timeout > 0 then
+    c._deadline = core.monotime() + o.timeout
+  end
+  c._on_retry = function(err) complain(retry_notice(name, c, o, err)) end
+end
+
 -- main(args, name) -> exit status
 function M.main(args, name)
   local cmd = commands[name]
-  local spec = flags.with(flags.common(default_owner()), cmd.flags)
+  local spec = flags.with(common_flags(cmd), cmd.flags)
   local o, rest = flags.parse(args, spec)
   if o == nil then
     if rest == "help" then say(usage_text(name, cmd, spec)) return 0 end
@@ -368,12 +484,14 @@ function M.main(args, name)
   if #rest > 0 then return usage_error(name, cmd, "unexpected argument " .. wire.go_quote(rest[1])) end
   local bad = check_values(name, cmd, o)
   if bad then return usage_error(name, cmd, bad) end
+  if cmd.owner_filter then o.list_owner, o.owner = o.owner, default_owner() end
   local ok, c, err = pcall(boskos.client, { owner = o.owner, url = o.boskos_url,
                                             username = o.username, password_file = o.password_file })
   if not ok or c == nil then
     complain("failed to initialize the Boskos client: ", tostring(ok and err or c), "\n")
-    return 0
+    return 1
   end
+  setup_client(c, name, o)
   return cmd.run(c, o)
 end
 

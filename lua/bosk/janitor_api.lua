@@ -11,10 +11,13 @@
 --   api:reset(rtype, state, expire_seconds, dest) -> {name = owner} | nil, kind, message
 --   api:metric(rtype)                    -> metric | nil, kind, message
 -- kind: "not_found" (404), "lost" (401/404 on release and update: the lease
--- is no longer ours), "error" (anything else, retriable).
+-- is no longer ours), "error" (anything else, retriable). What each status
+-- means and the password file are bosk.client_core's, shared with the
+-- `boskos` module's client.
 local loop = require "bosk.loop"
 local wire = require "bosk.wire"
 local duration = require "bosk.duration"
+local ccore = require "bosk.client_core"
 
 local M = {}
 local Api = {}
@@ -36,27 +39,23 @@ function M.sleep(seconds)
 end
 
 function M.new(opts)
-  return setmetatable({
+  local api = setmetatable({
     url = opts.url, owner = opts.owner,
     username = opts.username, password = opts.password,
     password_file = opts.password_file,
     timeout = opts.timeout or 30,
   }, Api)
+  if opts.password_file then
+    -- The caller read it already (and reported a failure); start from that.
+    api.password_source = ccore.password_file(opts.password_file, opts.password or "")
+  end
+  return api
 end
 
--- The password file is read again when it changes (as upstream's client
--- does), so a rotated secret needs no restart. A file that cannot be read
--- leaves the previous password in use.
+-- The password file is read again when it changes, so a rotated secret
+-- needs no restart; an unreadable file leaves the previous password in use.
 function Api:refresh_password()
-  if not self.password_file then return end
-  local mtime, size = require("bosk.http").stat(self.password_file)
-  if not mtime or (mtime == self.pw_mtime and size == self.pw_size) then return end
-  local f = io.open(self.password_file, "rb")
-  if not f then return end
-  local text = f:read("a")
-  f:close()
-  self.password = text:gsub("^%s+", ""):gsub("%s+$", "")
-  self.pw_mtime, self.pw_size = mtime, size
+  if self.password_source then self.password = self.password_source:current() end
 end
 
 -- request(method, action, params, body) -> status, body, err, status_line
@@ -81,32 +80,35 @@ end
 function Api:acquire(rtype, state, dest)
   local status, body, err, line = self:request("POST", "/acquire",
     { type = rtype, state = state, dest = dest, owner = self.owner })
-  if status == 200 then
+  local meaning = ccore.meaning("/acquire", status)
+  if meaning == "ok" then
     local res, perr = wire.decode_resource(body)
     if not res then return nil, "error", "acquire " .. rtype .. ": " .. perr end
     return res
   end
-  if status == 404 then return nil, "not_found", (body or ""):gsub("%s+$", "") end
+  if meaning == "not_found" then return nil, "not_found", (body or ""):gsub("%s+$", "") end
   return nil, failure("acquire " .. rtype, status, body, err, line)
 end
 
 function Api:acquire_by_state(state, dest, names)
   local status, body, err, line = self:request("POST", "/acquirebystate",
     { state = state, dest = dest, owner = self.owner, names = table.concat(names, ",") })
-  if status == 200 then
+  local meaning = ccore.meaning("/acquirebystate", status)
+  if meaning == "ok" then
     local list, perr = wire.decode_resources(body)
     if not list then return nil, "error", "acquirebystate: " .. perr end
     return list
   end
-  if status == 404 then return nil, "not_found", (body or ""):gsub("%s+$", "") end
+  if meaning == "not_found" then return nil, "not_found", (body or ""):gsub("%s+$", "") end
   return nil, failure("acquirebystate " .. state, status, body, err, line)
 end
 
 function Api:release(name, dest, owner)
   local status, body, err, line = self:request("POST", "/release",
     { name = name, dest = dest, owner = owner or self.owner })
-  if status == 200 then return true end
-  if status == 401 or status == 404 then return nil, "lost", (body or ""):gsub("%s+$", "") end
+  local meaning = ccore.meaning("/release", status)
+  if meaning == "ok" then return true end
+  if meaning == "lost" then return nil, "lost", (body or ""):gsub("%s+$", "") end
   return nil, failure("release " .. name, status, body, err, line)
 end
 
@@ -114,17 +116,16 @@ function Api:update(name, state, userdata_map, owner)
   local body = userdata_map and (wire.encode_userdata(userdata_map) .. "\n") or nil
   local status, rbody, err, line = self:request("POST", "/update",
     { name = name, owner = owner or self.owner, state = state }, body)
-  if status == 200 then return true end
-  if status == 401 or status == 404 or status == 409 then
-    return nil, "lost", (rbody or ""):gsub("%s+$", "")
-  end
+  local meaning = ccore.meaning("/update", status)
+  if meaning == "ok" then return true end
+  if meaning == "lost" then return nil, "lost", (rbody or ""):gsub("%s+$", "") end
   return nil, failure("update " .. name, status, rbody, err, line)
 end
 
 function Api:reset(rtype, state, expire, dest)
   local status, body, err, line = self:request("POST", "/reset",
     { type = rtype, state = state, expire = duration.format(expire), dest = dest })
-  if status == 200 then
+  if ccore.meaning("/reset", status) == "ok" then
     local map, perr = wire.decode_json(body)
     if type(map) ~= "table" then return nil, "error", "reset: " .. tostring(perr or "not an object") end
     return map
@@ -134,12 +135,13 @@ end
 
 function Api:metric(rtype)
   local status, body, err, line = self:request("GET", "/metric", { type = rtype })
-  if status == 200 then
+  local meaning = ccore.meaning("/metric", status)
+  if meaning == "ok" then
     local m, perr = wire.decode_json(body)
     if type(m) ~= "table" then return nil, "error", "metric: " .. tostring(perr) end
     return m
   end
-  if status == 404 then return nil, "not_found", (body or ""):gsub("%s+$", "") end
+  if meaning == "not_found" then return nil, "not_found", (body or ""):gsub("%s+$", "") end
   return nil, failure("metric " .. rtype, status, body, err, line)
 end
 

@@ -29,11 +29,9 @@ end
 
 local function read_password(path)
   if not path then return nil end
-  local f, err = io.open(path, "rb")
-  if not f then return nil, "--password-file: " .. err end
-  local text = f:read("a")
-  f:close()
-  return (text:gsub("^%s+", ""):gsub("%s+$", ""))
+  local pw, err = require("bosk.client_core").read_password(path)
+  if not pw then return nil, "--password-file: " .. err end
+  return pw
 end
 
 local function check_opts(opts, files)

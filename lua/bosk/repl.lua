@@ -71,7 +71,8 @@ local function read_chunk(first, more)
   end
 end
 
--- Runs a chunk and prints its results; returns true when it succeeded.
+-- Runs a chunk and prints its results; returns true when it succeeded,
+-- and then whether it returned the API's failure, nil and an error.
 local function run_chunk(fn, call)
   local results = table.pack(call(fn, msghandler))
   if not results[1] then
@@ -82,8 +83,40 @@ local function run_chunk(fn, call)
     local ok, err = pcall(pretty.print, table.unpack(results, 2, results.n))
     if not ok then report("error printing results: " .. tostring(err)) end
   end
-  return true
+  return true, results.n >= 3 and results[2] == nil and results[3] ~= nil
 end
+
+-- ---- help ------------------------------------------------------------
+
+local HELP = [[
+bosk repl: Lua 5.4 with a Boskos client. Calls return their result, or nil
+and an error (printed as `nil  error`); wrong argument types raise.
+
+globals
+  boskos   the module: boskos.client{...}, boskos.context{timeout = "1m"},
+           states (boskos.FREE, BUSY, DIRTY, ...), errors (boskos.ErrNotFound, ...)
+  client   a client built from --boskos-url, --owner, --username,
+           --password-file (on first use)
+
+common calls
+  r = client:acquire("type", "free", "busy")       lease one resource
+  client:acquire_wait(boskos.context{timeout = "5m"}, "type", "free", "busy")
+  client:release(r.name, "dirty")                  give it back
+  client:update(r.name, "busy", {key = "value"})   heartbeat with user data
+  client:list{type = "t", state = "free", owner = "o", name = "n"}  (all optional)
+  client:metric("type")                            counts by state and owner
+  client:reset("type", "busy", "30m", "dirty")     expire stale leases
+
+Tab completes names (client:<Tab> lists the methods); Ctrl-C stops a call;
+Ctrl-D exits.
+]]
+
+-- help (or help()) prints the guide above.
+local help = setmetatable({}, {
+  __name = "bosk.help",
+  __tostring = function() return (HELP:gsub("\n$", "")) end,
+  __call = function() io.stdout:write(HELP) end,
+})
 
 -- ---- globals ---------------------------------------------------------
 
@@ -92,6 +125,7 @@ end
 local function install_globals(opts)
   local boskos = require "boskos"
   _G.boskos = boskos
+  _G.help = help
   local params = { owner = opts.owner, url = opts.boskos_url,
                    username = opts.username, password_file = opts.password_file }
   local lazy = {}
@@ -216,7 +250,7 @@ local function interactive()
   local rl = require "bosk.readline"
   local history = open_history(rl)
   rl.set_completer(function(word) return M.complete(word) end)
-  io.stdout:write("bosk repl (", _VERSION, "); globals: boskos, client. Ctrl-D exits.\n")
+  io.stdout:write("bosk repl (", _VERSION, "); globals: boskos, client. help for a guide; Ctrl-D exits.\n")
   io.stdout:flush()
   while true do
     local line = rl.readline(prompt("_PROMPT", "> "))
@@ -241,7 +275,10 @@ local function piped()
   for line in lines do
     local fn, err = read_chunk(line, lines)
     if fn then
-      if not run_chunk(fn, xpcall) then failed = true end
+      -- A top-level `nil, err` (a failed call) counts as a failed chunk:
+      -- a script piped in must not exit 0 past it.
+      local ok, returned_error = run_chunk(fn, xpcall)
+      if not ok or returned_error then failed = true end
     else
       report(err)
       failed = true

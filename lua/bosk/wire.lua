@@ -29,7 +29,6 @@ local function utf8_at(s, i)
   if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return nil end
   return cp, n
 end
-wire.utf8_at = utf8_at
 
 -- Go's QueryEscape: A-Za-z0-9 and -_.~ kept, space -> +, the rest %XX.
 local function escape_byte(ch) return format("%%%02X", byte(ch)) end
@@ -64,49 +63,10 @@ function wire.url(base, action, params)
   return prefix .. action .. "?" .. concat(parts, "&")
 end
 
--- Code points Go's unicode.IsPrint rejects, beyond ASCII (approximation of
--- the categories Z*, Cc, Cf, Co and the noncharacters).
-local function go_printable(cp)
-  if cp < 0x20 or cp == 0x7F then return false end
-  if cp < 0x7F then return true end
-  if cp <= 0xA0 or cp == 0xAD then return false end
-  if (cp >= 0x600 and cp <= 0x605) or cp == 0x61C or cp == 0x6DD or cp == 0x70F
-    or cp == 0x180E or cp == 0x1680 then return false end
-  if (cp >= 0x2000 and cp <= 0x200F) or (cp >= 0x2028 and cp <= 0x202F)
-    or (cp >= 0x205F and cp <= 0x206F) or cp == 0x3000 then return false end
-  if (cp >= 0xE000 and cp <= 0xF8FF) or cp == 0xFEFF or (cp >= 0xFFF9 and cp <= 0xFFFB)
-    or cp == 0xFFFE or cp == 0xFFFF or cp >= 0xF0000 then return false end
-  return true
-end
-
-local quote_escapes = { [7] = "\\a", [8] = "\\b", [12] = "\\f", [10] = "\\n",
-                        [13] = "\\r", [9] = "\\t", [11] = "\\v",
-                        [34] = '\\"', [92] = "\\\\" }
-
--- wire.go_quote(s) -> s as Go's %q prints it.
-function wire.go_quote(s)
-  if not s:find('[%z\1-\31"\\\127-\255]') then return '"' .. s .. '"' end
-  local out, i, n = {}, 1, #s
-  while i <= n do
-    local cp, len = utf8_at(s, i)
-    if not cp then
-      out[#out + 1] = format("\\x%02x", byte(s, i))
-      len = 1
-    elseif quote_escapes[cp] then
-      out[#out + 1] = quote_escapes[cp]
-    elseif go_printable(cp) then
-      out[#out + 1] = s:sub(i, i + len - 1)
-    elseif cp < 0x80 then
-      out[#out + 1] = format("\\x%02x", cp)
-    elseif cp < 0x10000 then
-      out[#out + 1] = format("\\u%04x", cp)
-    else
-      out[#out + 1] = format("\\U%08x", cp)
-    end
-    i = i + len
-  end
-  return '"' .. concat(out) .. '"'
-end
+-- wire.go_quote(s) -> s as Go's %q prints it: the server's own C quoter
+-- (src/core/gojson.c), so the "type not found" text the client compares
+-- is the one the server wrote.
+wire.go_quote = require("bosk.gofmt").quote
 
 -- wire.type_not_found_message(t) -> `resource type "t" does not exist`
 function wire.type_not_found_message(rtype)

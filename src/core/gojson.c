@@ -6,6 +6,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "core/gojson.h"
+#include "core/goprint.h"
 
 static const char hexdig[] = "0123456789abcdef";
 
@@ -178,22 +179,6 @@ static void quote_ascii(jbuf *b, unsigned char c)
     }
 }
 
-/* Go's unicode.IsPrint, approximated for the code points a type name can
- * plausibly hold: C1 controls, the soft hyphen and non-characters are
- * escaped, everything else is printed. */
-static int go_isprint(unsigned cp)
-{
-    if (cp >= 0x80 && cp < 0xa0)
-        return 0;
-    if (cp == 0xad || cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
-        return 0;
-    if (cp >= 0x2028 && cp <= 0x202e)
-        return 0;
-    if (cp >= 0xe000 && cp <= 0xf8ff)
-        return 0;
-    return 1;
-}
-
 void gojson_quote(jbuf *b, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -207,7 +192,7 @@ void gojson_quote(jbuf *b, const char *str, size_t n)
         size_t len = utf8_decode(s + i, n - i, &cp);
         if (len == 0) {
             add_x2(b, s[i++]);
-        } else if (go_isprint(cp)) {
+        } else if (goprint_is_print(cp)) {
             jbuf_add(b, (const char *)s + i, len);
             i += len;
         } else if (cp < 0x10000) {

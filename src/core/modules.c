@@ -16,6 +16,7 @@ static const luaL_Reg preloads[] = {
     {"bosk.journal", luaopen_bosk_journal},
     {"bosk.yaml",    luaopen_bosk_yaml},
     {"bosk.wirec",   luaopen_bosk_wirec},
+    {"bosk.gofmt",   luaopen_bosk_gofmt},
     {NULL, NULL}
 };
 
