@@ -13,11 +13,13 @@
 # One source, VERSION (or `git describe` of a tagged checkout, see
 # mk/version.sh), written into $(BUILD)/bosk_version.h. The header is
 # rewritten only when the text changes, so a rebuild compiles core.c again
-# only after a new version; core.c publishes it as require("bosk.core").version.
+# only after a new version (and `make install` by another user than the
+# builder writes nothing in build/); core.c publishes it as
+# require("bosk.core").version.
 $(BUILD)/bosk_version.h: FORCE
-	@mkdir -p $(@D)
-	@v=$$(sh mk/version.sh) && printf '#define BOSK_VERSION "%s"\n' "$$v" > $@.tmp && \
-	  if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; echo "VERSION $$v"; fi
+	@v=$$(sh mk/version.sh) && line="#define BOSK_VERSION \"$$v\"" && \
+	  if [ "$$(cat $@ 2>/dev/null)" != "$$line" ]; then \
+	    mkdir -p $(@D) && printf '%s\n' "$$line" > $@ && echo "VERSION $$v"; fi
 $(BUILD)/obj/core/core.o: $(BUILD)/bosk_version.h
 .PHONY: FORCE
 FORCE:
@@ -35,9 +37,10 @@ LUALIB      := $(LUALIB_DIR)/bosk.so
 LUALIB_SRCS := src/core/core.c src/client/lhttp.c src/client/transport.c \
                src/client/dl_curl.c src/client/lwire.c src/client/lyaml.c
 LUALIB_OBJS := $(patsubst src/%.c,$(LUALIB_DIR)/%.o,$(LUALIB_SRCS))
-# The Lua side of the client: boskos.lua and what it requires (the install
-# test checks that every `require` in these files can be satisfied).
-LUALIB_LUA  := lua/boskos.lua lua/bosk/client.lua lua/bosk/wire.lua lua/bosk/duration.lua
+# The Lua side: every file under lua/, as luarocks' builtin build copies
+# them (the CLI's modules are harmless there: they fail with "module
+# 'bosk.loop' not found" if required without the bosk executable).
+LUALIB_LUA  := $(LUA_SRC)
 
 .PHONY: lualib install uninstall
 lualib: $(LUALIB)
@@ -92,7 +95,7 @@ INSTALLED := $(BINDIR)/bosk \
   $(patsubst lua/%,$(LUA_LMOD_DIR)/%,$(LUALIB_LUA)) $(LUA_CMOD_DIR)/bosk.so
 # Directories that belong to bosk alone: removed when empty.
 OWN_DIRS := $(PKGDATADIR)/policies $(PKGDATADIR)/scripts $(PKGDATADIR)/examples \
-  $(PKGDATADIR)/kubernetes $(PKGDATADIR) $(DOCDIR) $(LUA_LMOD_DIR)/bosk
+  $(PKGDATADIR)/kubernetes $(PKGDATADIR) $(DOCDIR)
 
 install: $(BUILD)/bosk $(LUALIB)
 	@echo "INSTALL $(DESTDIR)$(PREFIX)"
@@ -104,7 +107,8 @@ install: $(BUILD)/bosk $(LUALIB)
 	@$(INSTALL_DATA) man/bosk-policy.5 $(DESTDIR)$(MANDIR)/man5/bosk-policy.5
 	@$(INSTALL_DATA) $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
 	@$(INSTALL_DATA) completion/bosk.bash $(DESTDIR)$(BASHCOMPDIR)/bosk
-	@for f in $(LUALIB_LUA); do $(INSTALL_DATA) $$f $(DESTDIR)$(LUA_LMOD_DIR)/$${f#lua/}; done
+	@for f in $(LUALIB_LUA); do to=$(DESTDIR)$(LUA_LMOD_DIR)/$${f#lua/}; \
+	  $(INSTALL) -d $${to%/*} && $(INSTALL_DATA) $$f $$to || exit 1; done
 	@$(INSTALL_PROGRAM) $(LUALIB) $(DESTDIR)$(LUA_CMOD_DIR)/bosk.so
 	@for f in $(SHARE_FILES); do \
 	  to=$(DESTDIR)$(PKGDATADIR)/$${f#config/}; mode=644; [ -x $$f ] && mode=755; \
@@ -117,5 +121,7 @@ install: $(BUILD)/bosk $(LUALIB)
 uninstall:
 	@echo "UNINSTALL $(DESTDIR)$(PREFIX)"
 	@rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@[ ! -d $(DESTDIR)$(LUA_LMOD_DIR)/bosk ] || \
+	  find $(DESTDIR)$(LUA_LMOD_DIR)/bosk -depth -type d -empty -delete
 	@for d in $(addprefix $(DESTDIR),$(OWN_DIRS)); do \
 	  [ ! -d $$d ] || rmdir --ignore-fail-on-non-empty $$d; done
