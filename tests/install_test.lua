@@ -21,12 +21,12 @@ local sanitize = os.getenv("SANITIZE") or ""
 local function have(cmd) return (T.sh("command -v " .. q(cmd) .. " >/dev/null 2>&1 && echo yes")) == "yes\n" end
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 
--- make(args, user) -> output, ok: make in the source tree, outside the
--- make that runs the tests (its jobserver is not ours).
-local function make(args, user)
+-- make(args, user, dir) -> output, ok: make in the source tree (or dir),
+-- outside the make that runs the tests (its jobserver is not ours).
+local function make(args, user, dir)
   local prefix = user and ("runuser -u " .. user .. " -- ") or ""
   local cmd = string.format("cd %s && %senv -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s BUILD=%s SANITIZE=%s %s 2>&1",
-                            q(root), prefix, q(build), q(sanitize), args)
+                            q(dir or root), prefix, q(dir and (dir .. "/build") or build), q(sanitize), args)
   local out, ok = T.sh(cmd)
   return out, ok
 end
@@ -91,12 +91,13 @@ end)
 local function subcommands()
   local out = T.run({ "help" })
   local names = {}
+  -- "  run [-e CODE] ..." names one; "  acquire | release | ..." several.
   for line in out:gmatch("[^\n]+") do
-    local words = line:match("^  ([%w |%-]+)")
-    if words and not line:match("^  %s") then
-      for w in (words:match("^([%w%-]+ ?|[%w |%-]+)") or words:match("^[%w%-]+")):gmatch("[%w%-]+") do
-        names[#names + 1] = w
-      end
+    local head = line:match("^  (%l[%w |%-]*)")
+    if head and head:find("|", 1, true) then
+      for w in head:gmatch("%l[%w%-]*") do names[#names + 1] = w end
+    elseif head then
+      names[#names + 1] = head:match("^%l[%w%-]*")
     end
   end
   return names
@@ -254,7 +255,7 @@ end)
 -- ---- a user's own PREFIX, and the systemd units installed there ---------
 
 local prefix = tmp .. "/home/prefix"
-local installer
+local installer, tree, as_old = nil, nil, ""
 T.test("make install and uninstall work for a non-root user into a writable PREFIX", function()
   os.execute("mkdir -p " .. q(prefix))
   local is_root = trim(T.sh("id -u")) == "0"
@@ -263,10 +264,21 @@ T.test("make install and uninstall work for a non-root user into a writable PREF
       return T.skip("non-root install", "running as root and runuser(1) is missing")
     end
     installer = "nobody"
-    -- nobody must reach the tree and own the prefix.
     T.ok(os.execute("chmod 755 " .. q(tmp) .. " " .. q(tmp .. "/home") .. " && chown nobody " .. q(prefix)), "chown")
+    if os.execute("runuser -u nobody -- test -r " .. q(build .. "/bosk")) ~= true then
+      -- The tree is not readable by nobody (a clone under /root): install
+      -- from nobody's own copy, with the binaries built here taken as up
+      -- to date (-o), as a user would after building.
+      tree = tmp .. "/home/src"
+      local out, ok = T.sh(string.format(
+        "mkdir -p %s/build/lualib && cd %s && cp -r Makefile mk man completion config lua src scripts "
+        .. "README.md CHANGELOG.md LICENSE VERSION %s/ && cp %s/bosk %s/build/ && cp %s/lualib/bosk.so %s/build/lualib/ "
+        .. "&& chown -R nobody %s 2>&1", q(tree), q(root), q(tree), q(build), q(tree), q(build), q(tree), q(tree)))
+      T.ok(ok, "copy the tree for nobody", out)
+      as_old = "-o " .. q(tree .. "/build/bosk") .. " -o " .. q(tree .. "/build/lualib/bosk.so") .. " "
+    end
   end
-  local out, ok = make("install PREFIX=" .. q(prefix), installer)
+  local out, ok = make(as_old .. "install PREFIX=" .. q(prefix), installer, tree)
   T.ok(ok, "make install as " .. (installer or "this user"), out)
   local owner = trim(T.sh("stat -c %U " .. q(prefix .. "/bin/bosk")))
   T.eq(owner, installer or trim(T.sh("id -un")), "owner of the installed bosk")
@@ -317,7 +329,7 @@ T.test("the installed systemd units pass systemd-analyze verify", function()
 end)
 
 T.test("make uninstall as the same user empties the PREFIX", function()
-  local out, ok = make("uninstall PREFIX=" .. q(prefix), installer)
+  local out, ok = make("uninstall PREFIX=" .. q(prefix), installer, tree)
   T.ok(ok, "make uninstall", out)
   T.eq(T.sh("find " .. q(prefix) .. " ! -type d"), "", "files left behind")
 end)
