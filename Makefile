@@ -104,3 +104,4 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d)
+include mk/install.mk

@@ -12,6 +12,7 @@ packages=(
   libmicrohttpd-dev libyaml-dev libsqlite3-dev sqlite3
   libuv1-dev libreadline-dev libcjson-dev
   python3 procps bc
+  groff-base luarocks   # tests/install_test.lua: man pages, luarocks make
 )
 if [ "${1:-}" = "--bench" ]; then
   packages=(wrk hyperfine)

@@ -24,6 +24,7 @@ commands:
                                          boskosctl-style one-liners
   list [--type T] [--state S] [--owner O] [--json]
                                          the resources, as a table
+  version (or --version)                 print "bosk VERSION"
 ]==]
 
 -- boskosctl lets the global flags come before the subcommand
@@ -48,6 +49,11 @@ end
 
 -- main(argv) -> exit status; argv[0] is the program name.
 function M.main(argv)
+  -- Before hoisting, which would take --version for a flag with a value.
+  if argv[1] == "version" or argv[1] == "--version" or argv[1] == "-version" then
+    io.stdout:write("bosk ", require("bosk.core").version, "\n")
+    return 0
+  end
   argv = hoist_leading_flags(argv)
   local name = argv[1]
   if name == nil or name == "-h" or name == "--help" or name == "help" then

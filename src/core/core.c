@@ -12,6 +12,9 @@
 #include <lauxlib.h>
 #include "core/core.h"
 #include "core/modules.h"
+#ifndef BOSK_VERSION   /* the rockspec defines it; make generates the header */
+#include "bosk_version.h"
+#endif
 
 /* Set by a signal handler (readline.c: Ctrl-C in the REPL, SIGINT/SIGTERM
  * trapped by a one-liner) so that a running sleep returns early. */
@@ -134,5 +137,7 @@ static const luaL_Reg core_funcs[] = {
 int luaopen_bosk_core(lua_State *L)
 {
     luaL_newlib(L, core_funcs);
+    lua_pushliteral(L, BOSK_VERSION);
+    lua_setfield(L, -2, "version");
     return 1;
 }
