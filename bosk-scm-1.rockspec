@@ -4,7 +4,7 @@
 -- everything under lua/ as Lua files (builtin copies the lua/ directory
 -- whole; the modules below are named so luarocks knows them), and
 -- bosk.so, the client's C
--- modules (bosk.core, bosk.http, bosk.wirec, bosk.yaml), which Lua's
+-- modules (bosk.core, bosk.http, bosk.wirec, bosk.yaml, bosk.gofmt), which Lua's
 -- all-in-one loader finds by their luaopen_bosk_* names. libcurl is
 -- dlopen'ed on the first request, as in the bosk executable.
 rockspec_format = "3.0"
@@ -28,24 +28,28 @@ dependencies = {
 }
 external_dependencies = {
   YAML = { header = "yaml.h", library = "yaml" },
+  LIBCJSON = { header = "cjson/cJSON.h", library = "cjson" },
 }
 build = {
   type = "builtin",
   modules = {
     boskos = "lua/boskos.lua",
     ["bosk.client"] = "lua/bosk/client.lua",
+    ["bosk.client_core"] = "lua/bosk/client_core.lua",
     ["bosk.wire"] = "lua/bosk/wire.lua",
     ["bosk.duration"] = "lua/bosk/duration.lua",
     bosk = {
       sources = {
-        "src/core/core.c", "src/client/lhttp.c", "src/client/transport.c",
-        "src/client/dl_curl.c", "src/client/lwire.c", "src/client/lyaml.c",
+        "src/core/core.c", "src/core/lgofmt.c", "src/core/godur.c", "src/core/gojson.c",
+        "src/core/goprint.c", "src/client/lhttp.c", "src/client/request_opts.c",
+        "src/client/transport.c", "src/client/dl_curl.c", "src/client/lwire.c",
+        "src/client/lyaml.c",
       },
       -- Keep in step with VERSION (the install test compares them).
       defines = { "_GNU_SOURCE", 'BOSK_VERSION="0.1.0"' },
-      incdirs = { "src", "$(YAML_INCDIR)" },
-      libdirs = { "$(YAML_LIBDIR)" },
-      libraries = { "yaml", "dl", "pthread", "m" },
+      incdirs = { "src", "$(YAML_INCDIR)", "$(LIBCJSON_INCDIR)" },
+      libdirs = { "$(YAML_LIBDIR)", "$(LIBCJSON_LIBDIR)" },
+      libraries = { "yaml", "cjson", "dl", "pthread", "m" },
     },
   },
 }

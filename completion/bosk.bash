@@ -22,6 +22,7 @@ _bosk_flags()
         metric|metrics) echo "$_bosk_common_flags --type" ;;
         reset)     echo "$_bosk_common_flags --type --state --expire --target-state" ;;
         status)    echo "$_bosk_common_flags --type --json" ;;
+        list)      echo "$_bosk_common_flags --type --state --owner --json --timeout" ;;
     esac
 }
 
@@ -35,7 +36,7 @@ _bosk()
         words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
     fi
 
-    local commands="run repl server janitor acquire release heartbeat metric metrics reset status version help"
+    local commands="run repl server janitor acquire release heartbeat metric metrics reset status list version help"
     # The subcommand: the first word that is not a flag or a flag's value
     # (global flags may come before it, as boskosctl allows).
     local cmd="" i

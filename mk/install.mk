@@ -25,7 +25,8 @@ $(BUILD)/obj/core/core.o: $(BUILD)/bosk_version.h
 FORCE:
 
 # ---- the boskos module for plain lua5.4 --------------------------------
-# The client's C modules (bosk.core, bosk.http, bosk.wirec, bosk.yaml) in
+# The client's C modules (bosk.core, bosk.http, bosk.wirec, bosk.yaml,
+# bosk.gofmt) in
 # one shared object, bosk.so. Lua's all-in-one loader finds `bosk.core`
 # in it (it looks for luaopen_bosk_core in bosk.so), so the Lua files need
 # no change and nothing registers anything. libcurl stays dlopen'ed on the
@@ -34,8 +35,9 @@ FORCE:
 # cannot host ASan.
 LUALIB_DIR  := $(BUILD)/lualib
 LUALIB      := $(LUALIB_DIR)/bosk.so
-LUALIB_SRCS := src/core/core.c src/client/lhttp.c src/client/transport.c \
-               src/client/dl_curl.c src/client/lwire.c src/client/lyaml.c
+LUALIB_SRCS := src/core/core.c src/core/lgofmt.c src/core/godur.c src/core/gojson.c \
+               src/core/goprint.c src/client/lhttp.c src/client/request_opts.c \
+               src/client/transport.c src/client/dl_curl.c src/client/lwire.c src/client/lyaml.c
 LUALIB_OBJS := $(patsubst src/%.c,$(LUALIB_DIR)/%.o,$(LUALIB_SRCS))
 # The Lua side: every file under lua/, as luarocks' builtin build copies
 # them (the CLI's modules are harmless there: they fail with "module
@@ -47,7 +49,7 @@ lualib: $(LUALIB)
 
 $(LUALIB): $(LUALIB_OBJS)
 	@echo LINK $@
-	@$(CC) -shared -o $@ $^ $(shell pkg-config --libs yaml-0.1) -ldl -lpthread -lm
+	@$(CC) -shared -o $@ $^ $(shell pkg-config --libs yaml-0.1 libcjson) -ldl -lpthread -lm
 
 $(LUALIB_DIR)/%.o: src/%.c
 	@mkdir -p $(@D)
