@@ -6,6 +6,7 @@ local subcommands = {
   run = "bosk.run",
   repl = "bosk.repl",
   server = "bosk.server_cli",
+  reaper = "bosk.reaper",
   janitor = "bosk.janitor_cli",
   acquire = "bosk.ctl", release = "bosk.ctl", heartbeat = "bosk.ctl",
   metric = "bosk.ctl", metrics = "bosk.ctl", reset = "bosk.ctl",

@@ -9,7 +9,8 @@
  * - icall() runs a function where Ctrl-C raises "interrupted!" at the
  *   next safe point (lua.c's laction/lstop hook technique).
  * - trap_signals()/caught() turn SIGINT/SIGTERM into a flag for loops
- *   such as `bosk heartbeat`.
+ *   such as `bosk heartbeat`; trap_hup()/take_hup() do the same for
+ *   SIGHUP, for daemons such as `bosk reaper` that must outlive it.
  * Both signal paths also set core_interrupt_pending (core.c), which cuts
  * a running bosk.core.sleep short. */
 #include <errno.h>
@@ -29,6 +30,7 @@
 
 static volatile sig_atomic_t line_interrupted;  /* Ctrl-C while editing */
 static volatile sig_atomic_t trapped_signal;    /* set by trap_signals */
+static volatile sig_atomic_t hup_pending;       /* set by trap_hup's handler */
 static lua_State *hooked_L;                     /* state icall runs */
 static int completer_key;                       /* registry key (address) */
 
@@ -340,6 +342,36 @@ static int rl_caught(lua_State *L)
     return 1;
 }
 
+static void on_hup(int sig)
+{
+    (void)sig;
+    hup_pending = 1;
+}
+
+/* readline.trap_hup() -> nothing: from now on SIGHUP only records itself
+ * (see take_hup) instead of ending the process. It does not cut sleeps
+ * short: a loop that wants to react polls take_hup. */
+static int rl_trap_hup(lua_State *L)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_hup;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGHUP, &sa, NULL) != 0)
+        return luaL_error(L, "sigaction: %s", strerror(errno));
+    return 0;
+}
+
+/* readline.take_hup() -> boolean: whether a SIGHUP came since the last
+ * call (several count as one). */
+static int rl_take_hup(lua_State *L)
+{
+    int got = hup_pending;
+    hup_pending = 0;
+    lua_pushboolean(L, got);
+    return 1;
+}
+
 static const luaL_Reg readline_funcs[] = {
     {"readline", rl_readline},
     {"history_add", rl_history_add},
@@ -349,6 +381,8 @@ static const luaL_Reg readline_funcs[] = {
     {"icall", rl_icall},
     {"trap_signals", rl_trap_signals},
     {"caught", rl_caught},
+    {"trap_hup", rl_trap_hup},
+    {"take_hup", rl_take_hup},
     {NULL, NULL}
 };
 

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <cjson/cJSON.h>
 #include "server/ranch_core.h"
+#include "server/server_log.h"
 
 #define NS 1000000000LL
 
@@ -325,7 +326,7 @@ ranch_code batch_commit(ranch *r, batch *b, jbuf *errout)
     if (!ok) {
         if (errout)
             jbuf_adds(errout, err);
-        fprintf(stderr, "bosk server: storage error: %s\n", err);
+        server_log(SLOG_ERROR, "storage error: %s", err);
         batch_free(b);
         return RANCH_STORAGE;
     }

@@ -16,7 +16,6 @@
  * address. */
 #include <errno.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 #include <lauxlib.h>
 #include "server/handlers.h"
+#include "server/server_log.h"
 #include "core/modules.h"
 
 /* Defaults of the connection limits; the environment variables
@@ -55,22 +55,6 @@ typedef struct {
     ino_t ino;
     int ok;
 } file_stamp;
-
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
-{
-    char when[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s bosk server: ", when);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 static file_stamp stamp_of(const char *path)
 {
@@ -165,9 +149,9 @@ static rlim_t raise_fd_limit(void)
         if (setrlimit(RLIMIT_NOFILE, &want) == 0)
             rl.rlim_cur = rl.rlim_max;
         else
-            logf_("cannot raise the file descriptor limit from %llu to %llu: %s",
-                  (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
-                  strerror(errno));
+            server_log(SLOG_WARN, "cannot raise the file descriptor limit from %llu to %llu: %s",
+                       (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                       strerror(errno));
     }
     return rl.rlim_cur;
 }
@@ -221,13 +205,13 @@ static void reload(ranch *r, const char *path)
     char err[4096];
     config *c = config_load_file(path, err, sizeof err);
     if (c == NULL) {
-        logf_("reload failed, keeping the previous config: %s", err);
+        server_log(SLOG_ERROR, "reload failed, keeping the previous config: %s", err);
         return;
     }
     if (ranch_sync(r, c, err, sizeof err) != 0)
-        logf_("reloaded %s; sync error (retried later): %s", path, err);
+        server_log(SLOG_ERROR, "reloaded %s; sync error (retried later): %s", path, err);
     else
-        logf_("reloaded %s: %zu resources", path, ranch_count(r));
+        server_log(SLOG_INFO, "reloaded %s: %zu resources", path, ranch_count(r));
 }
 
 /* Syncs; an error is logged when it first appears, then at most once a
@@ -244,7 +228,7 @@ static void resync(ranch *r, const char *why)
     }
     double now = mono_now();
     if (strcmp(err, last) != 0 || now - last_logged >= 60) {
-        logf_("sync (%s) error: %s", why, err);
+        server_log(SLOG_ERROR, "sync (%s) error: %s", why, err);
         snprintf(last, sizeof last, "%s", err);
         last_logged = now;
     }
@@ -261,12 +245,12 @@ static void serve(ranch *r, const server_opts *o, const sigset_t *set, conn_guar
     for (;;) {
         int sig = sigtimedwait(set, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT) {
-            logf_("received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            server_log(SLOG_INFO, "received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             return;
         }
         double now = mono_now();
         if (sig == SIGHUP) {
-            logf_("received SIGHUP, reloading %s", o->config_path);
+            server_log(SLOG_INFO, "received SIGHUP, reloading %s", o->config_path);
             reload(r, o->config_path);
             stamp = stamp_of(o->config_path);
         }
@@ -274,15 +258,15 @@ static void serve(ranch *r, const server_opts *o, const sigset_t *set, conn_guar
             next_poll = now + 1;
             cut += conn_guard_sweep(guard);
             if (cut > 0 && now >= next_cut_log) {      /* at most a line a minute */
-                logf_("closed %zu connection(s) that took more than %gs to send a request "
-                      "or receive a reply", cut, o->request_deadline);
+                server_log(SLOG_WARN, "closed %zu connection(s) that took more than %gs to send "
+                           "a request or receive a reply", cut, o->request_deadline);
                 cut = 0;
                 next_cut_log = now + 60;
             }
             file_stamp cur = stamp_of(o->config_path);
             if (stamp_changed(&cur, &stamp)) {
                 stamp = cur;
-                logf_("%s changed, reloading", o->config_path);
+                server_log(SLOG_INFO, "%s changed, reloading", o->config_path);
                 reload(r, o->config_path);
             }
         }
@@ -309,7 +293,8 @@ static void stop_http(struct MHD_Daemon *d, handlers_ctx *h)
     }
     int left = __atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST);
     if (left > 0)
-        logf_("%d request(s) still unfinished after 5 s; closing their connections", left);
+        server_log(SLOG_WARN, "%d request(s) still unfinished after 5 s; closing their connections",
+                   left);
     dl_mhd.stop_daemon(d);
 }
 
@@ -377,15 +362,16 @@ static int server_main(const server_opts *o, char *err, size_t n)
         rc = 1;
     } else {
         const union MHD_DaemonInfo *info = dl_mhd.get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-        logf_("listening on %s (port %u; storage %s, config %s, %zu resources)", o->listen,
-              info ? (unsigned)info->port : 0u, o->storage, o->config_path, ranch_count(r));
-        logf_("limits: %u connections, %u per client address, %gs to send a request or "
-              "receive a reply", o->max_conns, o->conns_per_ip, o->request_deadline);
+        server_log(SLOG_INFO, "listening on %s (port %u; storage %s, config %s, %zu resources)",
+                   o->listen, info ? (unsigned)info->port : 0u, o->storage, o->config_path,
+                   ranch_count(r));
+        server_log(SLOG_INFO, "limits: %u connections, %u per client address, %gs to send a "
+                   "request or receive a reply", o->max_conns, o->conns_per_ip, o->request_deadline);
         serve(r, o, &set, guard);
         if (dm)
             stop_http(dm, &hm);
         stop_http(d, &h);
-        logf_("stopped");
+        server_log(SLOG_INFO, "stopped");
     }
     struct timespec zero = { 0, 0 };
     while (sigtimedwait(&set, NULL, &zero) > 0)
@@ -398,9 +384,10 @@ static int server_main(const server_opts *o, char *err, size_t n)
 }
 
 /* server.run{config=, storage=, listen=, metrics_listen=, request_ttl=,
- *            sync_period=}
- * (durations in seconds; sync_period defaults to a minute). Blocks until SIGTERM/SIGINT. Returns 0, or nil, message,
- * exit status. */
+ *            sync_period=, log_level=, log_format=}
+ * (durations in seconds; sync_period defaults to a minute; log_level
+ * "panic" ... "trace", default "info"; log_format "text" or "json").
+ * Blocks until SIGTERM/SIGINT. Returns 0, or nil, message, exit status. */
 static int server_run(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -417,8 +404,13 @@ static int server_run(lua_State *L)
     o.metrics_listen = luaL_optstring(L, -1, NULL);
     lua_getfield(L, 1, "sync_period");
     o.sync_period = luaL_optnumber(L, -1, 60);
+    lua_getfield(L, 1, "log_level");
+    const char *log_level = luaL_optstring(L, -1, "info");
+    lua_getfield(L, 1, "log_format");
+    const char *log_format = luaL_optstring(L, -1, "text");
     char err[4096] = "";
-    int rc = read_limits(&o, err, sizeof err) != 0 ? 2 : server_main(&o, err, sizeof err);
+    int rc = server_log_configure(log_level, log_format, err, sizeof err) != 0 ||
+             read_limits(&o, err, sizeof err) != 0 ? 2 : server_main(&o, err, sizeof err);
     if (rc == 0) {
         lua_pushinteger(L, 0);
         return 1;

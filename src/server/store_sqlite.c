@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sqlite3.h>
 #include "server/store.h"
+#include "server/server_log.h"
 
 typedef struct {
     store base;
@@ -215,7 +216,7 @@ static void sq_close(store *b)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
-        fprintf(stderr, "bosk server: closing the sqlite store %s: %s\n", s->path, sqlite3_errmsg(s->db));
+        server_log(SLOG_ERROR, "closing the sqlite store %s: %s", s->path, sqlite3_errmsg(s->db));
     free(s->path);
     free(s);
 }
