@@ -1,4 +1,4 @@
--- boskos: the Boskos client module (INTERFACE.md, "The boskos Lua module").
+-- boskos: the Boskos client module (docs/interface.md, "The boskos Lua module").
 --
 -- `bosk run` loads this module before every script, so it is kept small:
 -- the states, the four sentinels and the replaceable sleep live here; the

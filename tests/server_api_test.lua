@@ -1,5 +1,5 @@
 -- bosk server: every endpoint and error path over real HTTP (curl CLI),
--- with upstream's exact statuses, headers and bodies (PROTOCOL.md §2, §3).
+-- with upstream's exact statuses, headers and bodies (docs/protocol.md §2, §3).
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local S = require "server"
 

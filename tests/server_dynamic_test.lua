@@ -1,4 +1,4 @@
--- bosk server: request-id priority (PROTOCOL.md §3.3) and dynamic
+-- bosk server: request-id priority (docs/protocol.md §3.3) and dynamic
 -- resources (§3.6) over real HTTP.
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local S = require "server"

@@ -1,4 +1,4 @@
--- bosk server: config reload on SIGHUP and on file change (PROTOCOL.md
+-- bosk server: config reload on SIGHUP and on file change (docs/protocol.md
 -- §3.7): added names appear, removed names go once unowned, a bad file
 -- keeps the old config.
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")

@@ -1,6 +1,6 @@
 -- bosk.client: the body of the `boskos` module, call for call the upstream
 -- Go client (sigs.k8s.io/boskos/client) with the wire behaviour of
--- PROTOCOL.md §4. lua/boskos.lua holds the constants and sentinels and
+-- docs/protocol.md §4. lua/boskos.lua holds the constants and sentinels and
 -- loads this file on first use (it is most of the parse time of `bosk run`).
 --
 -- Every call returns its result, or nil and an error value; wrong argument

@@ -1,4 +1,4 @@
--- The boskosctl-style one-liners (PROTOCOL.md §5.4) and `bosk status`:
+-- The boskosctl-style one-liners (docs/protocol.md §5.4) and `bosk status`:
 --   bosk acquire --type T --state S --target-state D [--timeout DURATION]
 --   bosk release --name N --target-state D
 --   bosk heartbeat --resource JSON [--period 30s] [--timeout 5h] [--retries 10]

@@ -98,7 +98,7 @@ function M.parse(argv, spec)
   return opts, rest
 end
 
--- The flags every subcommand that talks to a server takes (INTERFACE.md).
+-- The flags every subcommand that talks to a server takes (docs/interface.md).
 function M.common(owner_default)
   return {
     { "boskos-url", aliases = { "server-url" }, env = "BOSKOS_URL", default = "http://127.0.0.1:8080",

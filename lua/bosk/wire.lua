@@ -1,5 +1,5 @@
 -- bosk.wire: the byte-level pieces of the Boskos protocol that the client,
--- the janitor and the one-liners share (PROTOCOL.md §1, §4.2): URLs and
+-- the janitor and the one-liners share (docs/protocol.md §1, §4.2): URLs and
 -- query escaping, Go's %q and encoding/json string forms, and the Resource
 -- JSON both ways. Pure functions; no I/O.
 local cjson = require("cjson").new()

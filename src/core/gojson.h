@@ -1,5 +1,5 @@
 /* gojson.h: output byte-identical to Go's encoding/json and fmt for the
- * few shapes the server sends (PROTOCOL.md §1): a growable byte buffer,
+ * few shapes the server sends (docs/protocol.md §1): a growable byte buffer,
  * JSON strings with Go's HTML-safe escaping, Go's %q quoting, and RFC 3339
  * UTC times. Also the user-data merge used by /update. */
 #ifndef BOSK_GOJSON_H

@@ -1,4 +1,4 @@
-/* config.h: the upstream boskos resource file (PROTOCOL.md §3.8), parsed
+/* config.h: the upstream boskos resource file (docs/protocol.md §3.8), parsed
  * with libyaml and validated as upstream validates it. Errors carry the
  * file name and the YAML line of the offending entry. */
 #ifndef BOSK_CONFIG_H

@@ -1,5 +1,5 @@
 /* handlers.h: the HTTP side of `bosk server`: libmicrohttpd callbacks that
- * route each request to the ranch (PROTOCOL.md §2) and answer with
+ * route each request to the ranch (docs/protocol.md §2) and answer with
  * upstream's exact statuses, headers and bodies; plus /metrics and the
  * /resources listing. */
 #ifndef BOSK_HANDLERS_H

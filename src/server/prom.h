@@ -1,4 +1,4 @@
-/* prom.h: the server's Prometheus metrics (PROTOCOL.md §6) other than
+/* prom.h: the server's Prometheus metrics (docs/protocol.md §6) other than
  * boskos_resources (which the ranch computes at scrape time): request
  * latency and response size histograms per path, method, status and user
  * agent, and acquire waiting time. Thread-safe; its own mutex. */

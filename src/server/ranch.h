@@ -1,4 +1,4 @@
-/* ranch.h: the resource ranch, Boskos semantics (PROTOCOL.md §3) over
+/* ranch.h: the resource ranch, Boskos semantics (docs/protocol.md §3) over
  * in-memory indexes, every change written through a store (store.h)
  * before it is acknowledged. One mutex guards it all; every function here
  * takes it. Operations write their answer into `out`: the success body

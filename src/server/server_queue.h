@@ -1,4 +1,4 @@
-/* server_queue.h: request-id FIFO queues for acquire (PROTOCOL.md §3.3),
+/* server_queue.h: request-id FIFO queues for acquire (docs/protocol.md §3.3),
  * one per (type, state), kept in a queue_set of the ranch. Callers hold
  * the ranch lock. */
 #ifndef BOSK_SERVER_QUEUE_H

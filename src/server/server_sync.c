@@ -1,4 +1,4 @@
-/* server_sync.c: config sync and dynamic resources (PROTOCOL.md §3.6,
+/* server_sync.c: config sync and dynamic resources (docs/protocol.md §3.6,
  * §3.7), run under the ranch lock at start, on config change, on writes
  * that free a dynamic resource, and every minute. Three steps, each one
  * store transaction: lifecycles from the config, static resources, then
