@@ -408,7 +408,7 @@ static void zygote_main(void)
     }
 }
 
-int zygote_start(lua_State *L, int handler_ref, pid_t *pid)
+int zygote_start(lua_State *L, int handler_ref, const int *others, int n, pid_t *pid)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
@@ -425,6 +425,8 @@ int zygote_start(lua_State *L, int handler_ref, pid_t *pid)
     pid_t child = fork();
     if (child == 0) {
         close(sv[0]);
+        for (int i = 0; i < n; i++)
+            close(others[i]);
         Z.fd = sv[1];
         Z.L = L;
         Z.handler_ref = handler_ref;

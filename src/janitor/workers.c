@@ -27,6 +27,11 @@
 #include "janitor/worker.h"
 #include "janitor/workers.h"
 
+/* Factories alive at once: the current one and those of earlier reloads
+ * still finishing cleanings. A reload beyond this fails (and is logged);
+ * the previous policies then stay in force. */
+#define ZYGOTES_MAX 64
+
 typedef struct zygote {
     uint32_t gen;           /* generation, as loop.zygote returned it */
     int fd;                 /* socket to the process, -1 while it is down */
@@ -115,7 +120,12 @@ static int zygote_up(lua_State *L, zygote *z)
         errno = ENOMEM;
         return -1;
     }
-    z->fd = zygote_start(L, z->handler_ref, &z->pid);
+    int others[ZYGOTES_MAX];
+    int n = 0;
+    for (zygote *o = S.zygotes; o != NULL && n < ZYGOTES_MAX; o = o->next)
+        if (o != z && o->fd >= 0)
+            others[n++] = o->fd;
+    z->fd = zygote_start(L, z->handler_ref, others, n, &z->pid);
     if (z->fd < 0) {
         free(poll);
         return -1;
@@ -270,6 +280,15 @@ static void on_zygote(uv_poll_t *h, int status, int events)
 static int loop_zygote(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
+    int alive = 0;
+    for (zygote *o = S.zygotes; o != NULL; o = o->next)
+        alive++;
+    if (alive >= ZYGOTES_MAX) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot start the worker factory: %d factories of earlier reloads still "
+                        "run cleanings", alive);
+        return 2;
+    }
     zygote *z = calloc(1, sizeof *z);
     if (z == NULL)
         return luaL_error(L, "loop.zygote: out of memory");
