@@ -81,8 +81,7 @@ local function clean_with(path, extra)
       jlog.trace("output from janitor", { type = res.type, name = res.name, output = output })
       return true
     end
-    return nil, string.format("%s exited %s%s: %s", path, tostring(code), reason and (" (" .. reason .. ")") or "",
-                              tail(output, 2000))
+    return nil, string.format("%s: %s", reason or (path .. " exited with status " .. tostring(code)), tail(output, 2000))
   end
 end
 
