@@ -177,7 +177,7 @@ local function on_start(opts)
       local host, port = opts.metrics_listen:match("^(.*):(%d+)$")
       if host == "localhost" then host = "127.0.0.1" end
       local ok, err = loop.metrics_listen(host, tonumber(port))
-      if not ok then return false, string.format("--metrics-listen %s: %s", opts.metrics_listen, err) end
+      if not ok then return false, err end
       loop.metrics_set(sup.metrics:render())
       sup:every(1, function() loop.metrics_set(sup.metrics:render()) end)
     end
