@@ -72,7 +72,7 @@ T.test("a --metrics-listen address in use: exit 1 naming the flag, nothing lease
     local before = J.states(srv, "ops")
     local _, err, code = J.once(srv, { "--metrics-listen", busy }, { p })
     T.eq(code, 1, "exit status; stderr:\n" .. err)
-    T.contains(err, "bosk janitor: --metrics-listen " .. busy .. ":", "one line naming the flag")
+    T.eq(err, "bosk janitor: --metrics-listen " .. busy .. ": Address already in use\n", "one line naming the flag")
     T.eq(J.states(srv, "ops"), before, "nothing leased")
   end)
 end)

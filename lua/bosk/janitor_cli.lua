@@ -168,6 +168,17 @@ local function periodic_progress(sup, seconds)
   end)
 end
 
+-- The first log line, once every setting has been checked.
+local function log_start(opts, reg)
+  local all_types = {}
+  for _, p in ipairs(reg.policies) do
+    for _, t in ipairs(p.types) do all_types[#all_types + 1] = t end
+  end
+  jlog.info("janitor starting", { url = opts.boskos_url, owner = opts.owner, policies = #reg.policies,
+                                  reapers = #reg.reapers, jobs = #reg.jobs, once = opts.once,
+                                  types = table.concat(all_types, ",") })
+end
+
 -- Serves metrics (rendered every second on the loop) and, with --once on a
 -- terminal, keeps a progress line on stderr.
 local function on_start(opts)
@@ -181,6 +192,7 @@ local function on_start(opts)
       loop.metrics_set(sup.metrics:render())
       sup:every(1, function() loop.metrics_set(sup.metrics:render()) end)
     end
+    log_start(opts, sup.reg)
     if not core.isatty(2) then
       if opts.progress_every > 0 then periodic_progress(sup, opts.progress_every) end
     elseif opts.once then
@@ -273,13 +285,6 @@ function M.main(args)
     grace = opts.grace, journal = journal, on_start = on_start(opts),
     reload = function() return sources:reload() end,
   })
-  local all_types = {}
-  for _, p in ipairs(reg.policies) do
-    for _, t in ipairs(p.types) do all_types[#all_types + 1] = t end
-  end
-  jlog.info("janitor starting", { url = opts.boskos_url, owner = opts.owner, policies = #reg.policies,
-                                  reapers = #reg.reapers, jobs = #reg.jobs, once = opts.once,
-                                  types = table.concat(all_types, ",") })
   local status = sup:run()
   if sup.progress then io.stderr:write("\r\27[K") end
   if opts.once and sup.started then print_summary(sup) end
