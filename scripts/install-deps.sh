@@ -12,6 +12,7 @@ packages=(
   libmicrohttpd-dev libyaml-dev libsqlite3-dev sqlite3
   libuv1-dev libreadline-dev libcjson-dev
   python3 procps bc
+  clang libclang-rt-dev
 )
 if [ "${1:-}" = "--bench" ]; then
   packages=(wrk hyperfine)
