@@ -7,12 +7,19 @@ local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 
 local root = os.getenv("BOSK_ROOT") or "."
 local seconds = tonumber(os.getenv("FUZZ_TEST_SECONDS") or "") or 3
-local harnesses = { "config", "godur", "merge", "path", "request", "wire" }
+-- Every tests/fuzz/<name>_fuzz.c; url_fuzz.c needs src/server/http_url.c.
+local harnesses = {}
+for file in T.sh("ls " .. T.shell_quote(root) .. "/tests/fuzz/"):gmatch("(%w+)_fuzz%.c") do
+  harnesses[#harnesses + 1] = file
+end
+local needs = { url = "src/server/http_url.c" }
 
 for _, name in ipairs(harnesses) do
   local bin = root .. "/build/fuzz/" .. name
   local test_name = string.format("fuzz %s for %ds from tests/fuzz/%s/", name, seconds, name)
-  if not io.open(bin, "rb") then
+  if needs[name] and not io.open(root .. "/" .. needs[name], "rb") then
+    T.skip(test_name, needs[name] .. " is not in this tree")
+  elseif not io.open(bin, "rb") then
     T.skip(test_name, "build/fuzz/" .. name .. " not built (needs clang and libclang-rt-dev)")
   else
     T.test(test_name, function()

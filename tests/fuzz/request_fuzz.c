@@ -1,9 +1,12 @@
 /* request_fuzz.c: one HTTP request through the server's public entry point
  * (handlers_access in src/server/handlers.c) against a real ranch over the
  * memory store: routing, path cleaning and redirects, query arguments and
- * the /update body. libmicrohttpd's connection is faked: the request
- * target is split and percent-decoded as libmicrohttpd does it (with its
- * own MHD_http_unescape), and the reply is captured instead of sent.
+ * the /update body. libmicrohttpd's connection is faked and the reply is
+ * captured instead of sent. Where the server reads the raw target itself
+ * (handlers_uri, libmicrohttpd's URI log callback, with http_url.c) the
+ * harness hands it the raw target as libmicrohttpd would; otherwise it
+ * splits and percent-decodes the target as libmicrohttpd does (with its
+ * own MHD_http_unescape) and serves the arguments through the fake.
  *
  * Input: "METHOD TARGET" on the first line (no space: POST), then the body.
  * Invariants: every request gets a reply with a real status, and a 301
@@ -13,6 +16,10 @@
 #include "server/handlers.h"
 
 #define MAX_ARGS 64
+
+/* Weak: a tree without it links, and the harness takes the other path. */
+void *handlers_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+    __attribute__((weak));
 
 struct MHD_Connection {          /* the fake: what one request carries */
     char *keys[MAX_ARGS], *values[MAX_ARGS];
@@ -129,10 +136,10 @@ static void parse_query(struct MHD_Connection *c, char *q)
     }
 }
 
-static void serve(struct MHD_Connection *c, const char *method, const char *url,
-                  const char *body, size_t body_len)
+static void serve(struct MHD_Connection *c, const char *method, char *raw_target,
+                  const char *url, const char *body, size_t body_len)
 {
-    void *state = NULL;
+    void *state = handlers_uri ? handlers_uri(&ctx, raw_target, c) : NULL;
     size_t zero = 0, left = body_len;
     FUZZ_CHECK(handlers_access(&ctx, c, url, method, "HTTP/1.1", NULL, &zero, &state) == MHD_YES);
     if (left > 0)
@@ -155,15 +162,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     char *sp = strchr(line, ' '), *target = sp ? sp + 1 : line;
     const char *method = sp ? (*sp = '\0', line) : "POST";
-    char *q = strchr(target, '?');
+    char *raw_target = strdup(target), *q = strchr(target, '?');
+    if (raw_target == NULL) {
+        free(line);
+        return 0;
+    }
     if (q != NULL)
         *q++ = '\0';
     MHD_http_unescape(target);
     struct MHD_Connection c = { .n_args = 0 };
     parse_query(&c, q);
     current = &c;
-    serve(&c, method, target, nl ? nl + 1 : "", nl ? size - line_len - 1 : 0);
+    serve(&c, method, raw_target, target, nl ? nl + 1 : "", nl ? size - line_len - 1 : 0);
     current = NULL;
+    free(raw_target);
     FUZZ_CHECK(c.queued == 1);
     FUZZ_CHECK(c.status >= 200 && c.status < 600);
     if (c.status == 301)
