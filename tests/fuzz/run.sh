@@ -28,5 +28,5 @@ artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
 echo "fuzz $name: CRASH (exit $rc), input in ${artifact:-?}, log $log"
 # The diagnosis and the stack frames in bosk's own code.
 grep -E 'ERROR: [A-Za-z]+Sanitizer|SUMMARY|invariant broken|runtime error|^wire:| in [^ ]+ [^ ]*/(src|tests/fuzz)/' \
-  "$log" | grep -v 'LLVMFuzzerTestOneInput\|deadly signal' | head -n 12 | sed 's/^/  | /'
+  "$log" | grep -v 'LLVMFuzzerTestOneInput\|deadly signal\|NEW_FUNC' | head -n 12 | sed 's/^/  | /'
 exit 1
