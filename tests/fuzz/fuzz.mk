@@ -20,9 +20,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_ALL     := $(patsubst tests/fuzz/%_fuzz.c,%,$(wildcard tests/fuzz/*_fuzz.c))
 FUZZ         ?= $(if $(wildcard src/server/http_url.c),$(FUZZ_ALL),$(filter-out url,$(FUZZ_ALL)))
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS  := -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -D_GNU_SOURCE \
+# Deferred (=): pkg-config runs only when a harness is built.
+FUZZ_CFLAGS   = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -D_GNU_SOURCE \
                 $(shell pkg-config --cflags $(PKGS) libmicrohttpd) -Isrc -Itests/fuzz
-FUZZ_LIBS    := $(shell pkg-config --libs $(PKGS) libmicrohttpd) -ldl -lpthread -lm
+FUZZ_LIBS     = $(shell pkg-config --libs $(PKGS) libmicrohttpd) -ldl -lpthread -lm
 # The project's code but the janitor (no harness needs it), instrumented
 # for coverage, as an archive: a harness that includes a .c file to reach
 # its static functions (path_fuzz.c) then defines that file's symbols
