@@ -104,7 +104,8 @@ demo: deps
 clean:
 	rm -rf build
 
-include tests/fuzz/fuzz.mk
+# (optional: a build context without tests/, as the Dockerfile's, has none)
+-include tests/fuzz/fuzz.mk
 
 -include $(OBJS:.o=.d)
 include mk/install.mk

@@ -22,7 +22,7 @@ FUZZ         ?= $(if $(wildcard src/server/http_url.c),$(FUZZ_ALL),$(filter-out 
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # Deferred (=): pkg-config runs only when a harness is built.
 FUZZ_CFLAGS   = -std=gnu11 $(WARN) -g -O1 $(FUZZ_SAN) -D_GNU_SOURCE \
-                $(shell pkg-config --cflags $(PKGS) libmicrohttpd) -Isrc -Itests/fuzz
+                $(shell pkg-config --cflags $(PKGS) libmicrohttpd) -Isrc -I$(BUILD) -Itests/fuzz
 FUZZ_LIBS     = $(shell pkg-config --libs $(PKGS) libmicrohttpd) -ldl -lpthread -lm
 # The project's code but the janitor (no harness needs it), instrumented
 # for coverage, as an archive: a harness that includes a .c file to reach
@@ -50,6 +50,9 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(@D)
 	@echo FUZZ-CC $<
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+# core.c includes the version header generated in $(BUILD) (mk/install.mk).
+$(FUZZ_BUILD)/obj/core/core.o: $(BUILD)/bosk_version.h
 
 $(FUZZ_BUILD)/libbosk.a: $(FUZZ_OBJS)
 	@rm -f $@
