@@ -342,10 +342,17 @@ local function cmd_list(c, o)
   elseif #list == 0 then
     say("no resources\n")
   else
-    local rows = { { "NAME", "TYPE", "STATE", "OWNER", "LAST UPDATE", "HELD UNTIL", "USER DATA" } }
+    -- the HELD UNTIL column only when some resource has a hold
+    local holds = false
+    for _, r in ipairs(list) do holds = holds or hold_text(r) ~= "-" end
+    local header = { "NAME", "TYPE", "STATE", "OWNER", "LAST UPDATE", "USER DATA" }
+    if holds then table.insert(header, 6, "HELD UNTIL") end
+    local rows = { header }
     for _, r in ipairs(list) do
-      rows[#rows + 1] = { r.name, r.type, r.state, r.owner ~= "" and r.owner or "-",
-                          r.lastupdate or "-", hold_text(r), userdata_keys(r) }
+      local row = { r.name, r.type, r.state, r.owner ~= "" and r.owner or "-", r.lastupdate or "-",
+                    userdata_keys(r) }
+      if holds then table.insert(row, 6, hold_text(r)) end
+      rows[#rows + 1] = row
     end
     say(render_left(rows))
   end
