@@ -20,6 +20,7 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt *begin, *commit, *rollback, *put, *del, *put_drlc, *del_drlc;
     history_limits hist_lim;
+    int64_t hist_last_id;        /* the newest event's rowid */
     sqlite3_stmt *h_last, *h_insert, *h_trim, *h_cap, *h_get, *h_mark, *h_unmark,
                  *h_expire, *h_expire_marks;
 } sqlite_store;
@@ -214,8 +215,12 @@ static int sq_load(store *b, void *ctx, int (*fn)(void *, const store_rec *),
 /* ---- history (docs/history.md) ----
  * One row per event; nseq numbers a resource's events, so that keeping its
  * last HISTORY_PER_RESOURCE is one indexed delete; the rowid orders all
- * events, so that keeping the last max_events is one range delete. Names
+ * events, so that keeping the last max_events is one range delete. Both
+ * deletes run every TRIM_EVERY events only (a change costs one statement
+ * more, not three); reads never return more than the caps allow. Names
  * whose resource was deleted wait in history_deleted for expiry. */
+
+#define TRIM_EVERY 64
 
 static const char history_schema[] =
     "CREATE TABLE IF NOT EXISTS history("
@@ -247,11 +252,14 @@ static int last_nseq(sqlite_store *s, const char *name, int64_t *nseq, char *err
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, "read history", err, n);
 }
 
-static int insert_event(sqlite_store *s, const hist_event *e, int64_t nseq, char *err, size_t n)
+/* Inserts e numbered after name's newest event; *nseq: its number. */
+static int insert_event(sqlite_store *s, const hist_event *e, int64_t *nseq, char *err, size_t n)
 {
     sqlite3_stmt *st = s->h_insert;
-    if (sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 2, nseq) || sqlite3_bind_int64(st, 3, e->time) ||
+    if (last_nseq(s, e->name, nseq, err, n) != 0)
+        return -1;
+    if (sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC) || sqlite3_bind_int64(st, 2, ++*nseq) ||
+        sqlite3_bind_int64(st, 3, e->time) ||
         sqlite3_bind_text(st, 4, e->endpoint, -1, SQLITE_STATIC) ||
         sqlite3_bind_text(st, 5, e->from, -1, SQLITE_STATIC) ||
         sqlite3_bind_text(st, 6, e->to, -1, SQLITE_STATIC) ||
@@ -265,14 +273,14 @@ static int insert_event(sqlite_store *s, const hist_event *e, int64_t nseq, char
 static int sq_history_put(store *b, const hist_event *e, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    int64_t nseq;
-    if (last_nseq(s, e->name, &nseq, err, n) != 0 || insert_event(s, e, ++nseq, err, n) != 0)
+    int64_t nseq = 0;
+    if (insert_event(s, e, &nseq, err, n) != 0)
         return -1;
-    int64_t id = sqlite3_last_insert_rowid(s->db);
-    if (nseq > HISTORY_PER_RESOURCE &&
+    int64_t id = s->hist_last_id = sqlite3_last_insert_rowid(s->db);
+    if (nseq > HISTORY_PER_RESOURCE && nseq % TRIM_EVERY == 0 &&
         bind_name_run(s, s->h_trim, e, nseq - HISTORY_PER_RESOURCE, "trim history", err, n) != 0)
         return -1;
-    if (id > (int64_t)s->hist_lim.max_events) {
+    if (id > (int64_t)s->hist_lim.max_events && id % TRIM_EVERY == 0) {
         if (sqlite3_bind_int64(s->h_cap, 1, id - (int64_t)s->hist_lim.max_events) ||
             run(s, s->h_cap, "trim history", err, n) != 0)
             return -1;
@@ -292,8 +300,12 @@ static int sq_history_get(store *b, const char *name, size_t limit, void *ctx,
 {
     sqlite_store *s = (sqlite_store *)b;
     sqlite3_stmt *st = s->h_get;
+    /* rows past the caps wait for the next trim: never shown */
+    int64_t oldest_id = s->hist_last_id - (int64_t)s->hist_lim.max_events;
+    if (limit == 0 || limit > HISTORY_PER_RESOURCE)
+        limit = HISTORY_PER_RESOURCE;
     if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1))
+        sqlite3_bind_int64(st, 2, oldest_id) || sqlite3_bind_int64(st, 3, (sqlite3_int64)limit))
         return fail(s, "bind history name", err, n);
     int rc, got = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -334,14 +346,21 @@ static int prepare_history(sqlite_store *s)
         { &s->h_trim, "DELETE FROM history WHERE name = ? AND nseq <= ?" },
         { &s->h_cap, "DELETE FROM history WHERE id <= ?" },
         { &s->h_get, "SELECT time, endpoint, from_state, to_state, owner_from, owner_to, keys"
-                     " FROM history WHERE name = ? ORDER BY nseq DESC LIMIT ?" },
+                     " FROM history WHERE name = ? AND id > ? ORDER BY nseq DESC LIMIT ?" },
         { &s->h_mark, "INSERT OR REPLACE INTO history_deleted(name, at) VALUES(?, ?)" },
         { &s->h_unmark, "DELETE FROM history_deleted WHERE name = ?" },
         { &s->h_expire, "DELETE FROM history WHERE name IN"
                         " (SELECT name FROM history_deleted WHERE at <= ?)" },
         { &s->h_expire_marks, "DELETE FROM history_deleted WHERE at <= ?" },
     };
-    if (sqlite3_exec(s->db, history_schema, NULL, NULL, NULL) != SQLITE_OK)
+    sqlite3_stmt *st;
+    if (sqlite3_exec(s->db, history_schema, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "SELECT max(id) FROM history", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    s->hist_last_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
         return -1;
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st, NULL))
