@@ -74,8 +74,11 @@ end
 -- A hold (bosk.hold/*) must not outlive the lease it protects: the
 -- caller's own resource loses it before it is released. Found through the
 -- listing; a server without one (upstream) does not honour holds anyway.
+-- Any other failure of the listing is the release's too (the server is
+-- down): reported at once rather than waited for twice.
 local function clear_hold(c, name)
-  local list = c:list { name = name, owner = c.owner }
+  local list, err = c:list { name = name, owner = c.owner }
+  if list == nil and not tostring(err):find("does not support listing", 1, true) then return nil, err end
   local r = list and list[1]
   local ud = r and r.userdata and r.userdata:to_map() or {}
   if ud[HOLD_UNTIL] == nil and ud[HOLD_REASON] == nil then return true end
