@@ -58,6 +58,18 @@ T.test("history: every endpoint, before and after, keys changed, newest first, l
   T.eq(#history(srv, "r1", 3), 3, "limit=3")
   T.eq(summary(history(srv, "r1", 3)[3]), got[3], "limit keeps the newest")
   T.eq(#history(srv, "r1", 100), 8, "a limit past the end")
+  T.eq(list[4].userdata_changed_count, 1, "the count of keys changed")
+  -- a large update names its first 100 keys and counts them all
+  local keys = {}
+  for i = 1, 150 do keys[i] = string.format('"k%03d":"v"', i) end
+  T.eq(c.acquire("t", "free", "busy", "a"), 200, "acquire r2")
+  T.eq(c.post("/update", { name = "r2", owner = "a", state = "busy" }, "{" .. table.concat(keys, ",") .. "}"), 200,
+       "150 keys")
+  local big = history(srv, "r2", 1)[1]
+  T.eq({ #big.userdata_changed, big.userdata_changed[1], big.userdata_changed[100], big.userdata_changed_count },
+       { 100, "k001", "k100", 150 }, "100 keys named, 150 counted")
+  T.match(T.run({ "history", "r2", "--limit", "1", "--boskos-url", srv.url }), "k100,%.%.%. %(50 more%)\n",
+          "bosk history says how many more")
   -- the client
   local cl = assert(boskos.client { owner = "a", url = srv.url })
   local h = assert(cl:history("r1"))

@@ -703,6 +703,9 @@ local function history_event(v)
       e.userdata_changed[i] = key
     end
   end
+  -- the server lists at most 100 keys and counts them all
+  local count = v.userdata_changed_count
+  e.userdata_changed_count = type(count) == "number" and math.tointeger(count) or #e.userdata_changed
   return e
 end
 
@@ -723,7 +726,8 @@ local function decode_history(body)
 end
 
 -- c:history(name[, limit]) -> array of events, newest first ({time=,
--- endpoint=, from=, to=, owner_from=, owner_to=, userdata_changed={keys}}),
+-- endpoint=, from=, to=, owner_from=, owner_to=, userdata_changed={keys},
+-- userdata_changed_count=n}),
 -- or nil, err. bosk server's GET /history; a server without it (upstream
 -- Boskos answers unknown paths 200 with no body) is an error that says so.
 function Client:history(name, limit)

@@ -368,10 +368,10 @@ local function event_json(e)
   local parts = {}
   for i, k in ipairs(e.userdata_changed) do parts[i] = wire.encode_string(k) end
   return string.format('{"time":%s,"endpoint":%s,"from":%s,"to":%s,"owner_from":%s,"owner_to":%s,'
-                       .. '"userdata_changed":[%s]}', wire.encode_string(e.time),
+                       .. '"userdata_changed":[%s],"userdata_changed_count":%d}', wire.encode_string(e.time),
                        wire.encode_string(e.endpoint), wire.encode_string(e.from),
                        wire.encode_string(e.to), wire.encode_string(e.owner_from),
-                       wire.encode_string(e.owner_to), table.concat(parts, ","))
+                       wire.encode_string(e.owner_to), table.concat(parts, ","), e.userdata_changed_count)
 end
 
 local function from_to(a, b)
@@ -393,8 +393,10 @@ local function cmd_history(c, o)
   else
     local rows = { { "TIME", "ENDPOINT", "STATE", "OWNER", "USER DATA CHANGED" } }
     for _, e in ipairs(list) do
-      rows[#rows + 1] = { e.time, e.endpoint, from_to(e.from, e.to), from_to(e.owner_from, e.owner_to),
-                          #e.userdata_changed > 0 and table.concat(e.userdata_changed, ",") or "-" }
+      local keys = #e.userdata_changed > 0 and table.concat(e.userdata_changed, ",") or "-"
+      local more = e.userdata_changed_count - #e.userdata_changed
+      if more > 0 then keys = keys .. ",... (" .. more .. " more)" end
+      rows[#rows + 1] = { e.time, e.endpoint, from_to(e.from, e.to), from_to(e.owner_from, e.owner_to), keys }
     end
     say(render_left(rows))
   end

@@ -13,6 +13,9 @@
 
 /* The last this many events of a resource are kept. */
 #define HISTORY_PER_RESOURCE 1000
+/* An event names at most this many changed keys (and counts them all), so
+ * that a 1 MiB /update costs its event no more than a few KiB. */
+#define HISTORY_MAX_KEYS 100
 
 /* One change of one resource. A state "" means the resource did not
  * exist: from "" is its creation, to "" its deletion. */
@@ -22,7 +25,9 @@ typedef struct {
     const char *endpoint;        /* "acquire", "update", ..., "sync" */
     const char *from, *to;       /* states before and after */
     const char *owner_from, *owner_to;
-    const char *keys;            /* JSON array of the user data keys changed */
+    const char *keys;            /* JSON array of the user data keys changed
+                                  * (the first HISTORY_MAX_KEYS, sorted) */
+    uint32_t keys_total;         /* how many keys changed */
 } hist_event;
 
 typedef struct {
@@ -37,8 +42,9 @@ int history_limits_from_env(history_limits *lim, char *err, size_t n);
 
 /* The JSON array (sorted) of the keys whose values differ between two
  * user data objects (Go JSON texts): added, removed or changed ([] when
- * either is not an object). 0, or -1 when out of memory. */
-int history_keys_changed(jbuf *out, const char *before, const char *after);
+ * either is not an object), the first HISTORY_MAX_KEYS of them; *total
+ * counts them all. 0, or -1 when out of memory. */
+int history_keys_changed(jbuf *out, uint32_t *total, const char *before, const char *after);
 
 /* GET /history's rendering: history_json_add as a history_get callback
  * (ctx: a history_json) appends one event object to the array. */

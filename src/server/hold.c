@@ -67,9 +67,12 @@ int hold_parse_time(const char *s, int64_t *ns)
     tm.tm_sec = sec;
     time_t t = timegm(&tm);
     int64_t secs = (int64_t)t - offset;
-    if (secs > INT64_MAX / NS - 1 || secs < INT64_MIN / NS + 1)
-        return -1;
-    *ns = secs * NS + frac;
+    if (secs > INT64_MAX / NS - 1)
+        *ns = INT64_MAX;       /* past 2262: as good as forever */
+    else if (secs < INT64_MIN / NS + 1)
+        *ns = INT64_MIN;
+    else
+        *ns = secs * NS + frac;
     return 0;
 }
 

@@ -16,7 +16,8 @@
 int hold_active(const char *userdata, int64_t now_ns);
 
 /* An RFC 3339 time ("2006-01-02T15:04:05Z", fractions and offsets
- * allowed) as unix ns; 0, or -1 when it does not parse. */
+ * allowed) as unix ns (clamped to int64's range); 0, or -1 when it does
+ * not parse. */
 int hold_parse_time(const char *s, int64_t *ns);
 
 #endif

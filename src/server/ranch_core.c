@@ -303,8 +303,9 @@ static int history_write(ranch *r, const batch *b, const change *c, int64_t now,
     const res *x = c->r;
     int created = c->kind == CH_CREATE, deleted = c->kind == CH_DELETE;
     jbuf keys;
+    uint32_t keys_total;
     jbuf_init(&keys);
-    if (history_keys_changed(&keys, created ? "{}" : x->userdata,
+    if (history_keys_changed(&keys, &keys_total, created ? "{}" : x->userdata,
                              deleted ? "{}" : c->rec.userdata) != 0) {
         jbuf_free(&keys);
         snprintf(err, n, "out of memory recording the history of %s", c->rec.name);
@@ -312,7 +313,7 @@ static int history_write(ranch *r, const batch *b, const change *c, int64_t now,
     }
     hist_event e = { c->rec.name, now, b->endpoint ? b->endpoint : "sync",
                      created ? "" : x->bucket->state, deleted ? "" : c->rec.state,
-                     created ? "" : x->owner, deleted ? "" : c->rec.owner, keys.data };
+                     created ? "" : x->owner, deleted ? "" : c->rec.owner, keys.data, keys_total };
     int rc = r->st->ops->history_put(r->st, &e, err, n);
     jbuf_free(&keys);
     return rc;

@@ -227,7 +227,7 @@ static const char history_schema[] =
     " id INTEGER PRIMARY KEY, name TEXT NOT NULL, nseq INTEGER NOT NULL,"
     " time INTEGER NOT NULL, endpoint TEXT NOT NULL, from_state TEXT NOT NULL,"
     " to_state TEXT NOT NULL, owner_from TEXT NOT NULL, owner_to TEXT NOT NULL,"
-    " keys TEXT NOT NULL);"
+    " keys TEXT NOT NULL, keys_total INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS history_by_name ON history(name, nseq);"
     "CREATE TABLE IF NOT EXISTS history_deleted(name TEXT PRIMARY KEY, at INTEGER NOT NULL);";
 
@@ -265,7 +265,8 @@ static int insert_event(sqlite_store *s, const hist_event *e, int64_t *nseq, cha
         sqlite3_bind_text(st, 6, e->to, -1, SQLITE_STATIC) ||
         sqlite3_bind_text(st, 7, e->owner_from, -1, SQLITE_STATIC) ||
         sqlite3_bind_text(st, 8, e->owner_to, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 9, e->keys, -1, SQLITE_STATIC))
+        sqlite3_bind_text(st, 9, e->keys, -1, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 10, e->keys_total))
         return fail(s, "bind history event", err, n);
     return run(s, st, "write history", err, n);
 }
@@ -310,7 +311,8 @@ static int sq_history_get(store *b, const char *name, size_t limit, void *ctx,
     int rc, got = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         hist_event e = { name, sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
-                         col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6) };
+                         col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
+                         (uint32_t)sqlite3_column_int64(st, 7) };
         if (fn(ctx, &e) != 0) {
             snprintf(err, n, "out of memory reading the history of %s", name);
             got = -1;
@@ -342,10 +344,12 @@ static int prepare_history(sqlite_store *s)
     struct { sqlite3_stmt **st; const char *sql; } list[] = {
         { &s->h_last, "SELECT nseq FROM history WHERE name = ? ORDER BY nseq DESC LIMIT 1" },
         { &s->h_insert, "INSERT INTO history(name, nseq, time, endpoint, from_state, to_state,"
-                        " owner_from, owner_to, keys) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)" },
+                        " owner_from, owner_to, keys, keys_total)"
+                        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
         { &s->h_trim, "DELETE FROM history WHERE name = ? AND nseq <= ?" },
         { &s->h_cap, "DELETE FROM history WHERE id <= ?" },
-        { &s->h_get, "SELECT time, endpoint, from_state, to_state, owner_from, owner_to, keys"
+        { &s->h_get, "SELECT time, endpoint, from_state, to_state, owner_from, owner_to, keys,"
+                     " keys_total"
                      " FROM history WHERE name = ? AND id > ? ORDER BY nseq DESC LIMIT ?" },
         { &s->h_mark, "INSERT OR REPLACE INTO history_deleted(name, at) VALUES(?, ?)" },
         { &s->h_unmark, "DELETE FROM history_deleted WHERE name = ?" },
