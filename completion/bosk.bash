@@ -28,6 +28,8 @@ _bosk_flags()
         reset)     echo "$_bosk_common_flags --type --state --expire --target-state" ;;
         status)    echo "$_bosk_common_flags --type --json" ;;
         list)      echo "$_bosk_common_flags --type --state --owner --json --timeout" ;;
+        history)   echo "$_bosk_common_flags --name --limit --json --timeout" ;;
+        hold)      echo "$_bosk_common_flags --name --for --reason --state --timeout" ;;
     esac
 }
 
@@ -41,7 +43,7 @@ _bosk()
         words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
     fi
 
-    local commands="run repl server janitor reaper acquire release heartbeat metric metrics reset status list version help"
+    local commands="run repl server janitor reaper acquire release heartbeat metric metrics reset status list history hold version help"
     # The subcommand: the first word that is not a flag or a flag's value
     # (global flags may come before it, as boskosctl allows).
     local cmd="" i
@@ -76,7 +78,7 @@ _bosk()
         -e|--boskos-url|--server-url|--owner|--owner-name|--username|--type|--name|\
         --listen|--port|--metrics-port|--metrics-listen|--request-ttl|--sync-period|\
         --timeout|--period|--retries|--expire|--pool-size|--update-frequency|--grace|\
-        --poll-interval|--resource)
+        --poll-interval|--resource|--limit|--for|--reason)
             return ;;
     esac
 

@@ -24,7 +24,8 @@ int ranch_load(ranch *r, char *err, size_t err_len);
 int ranch_sync(ranch *r, config *cfg, char *err, size_t err_len);
 /* 1 once since the last call if an operation asked for a sync. */
 int ranch_take_sync_wanted(ranch *r);
-/* Drops expired request ids and empty queues (§3.3). */
+/* Drops expired request ids and empty queues (§3.3), and the history of
+ * resources deleted longer ago than the store keeps it. */
 void ranch_gc(ranch *r);
 
 ranch_code ranch_acquire(ranch *r, const char *type, const char *state, const char *dest,
@@ -41,6 +42,10 @@ ranch_code ranch_update(ranch *r, const char *name, const char *owner, const cha
 ranch_code ranch_reset(ranch *r, const char *type, const char *state, int64_t expire_ns,
                        const char *dest, jbuf *out);
 ranch_code ranch_metric(ranch *r, const char *type, jbuf *out);
+/* GET /history: name's recorded changes as a JSON array, newest first, at
+ * most limit (0: all); RANCH_NOT_FOUND when the name is neither a
+ * resource nor has history (docs/history.md). */
+ranch_code ranch_history(ranch *r, const char *name, size_t limit, jbuf *out);
 /* GET /resources: NULL or "" filters match everything. */
 ranch_code ranch_list(ranch *r, const char *type, const char *state, const char *owner,
                       jbuf *out);

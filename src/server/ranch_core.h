@@ -93,6 +93,7 @@ typedef struct {
 typedef struct {
     change *v;
     size_t n, cap;
+    const char *endpoint;     /* for the history: "acquire", ...; NULL: "sync" */
 } batch;
 
 struct ranch {

@@ -2,12 +2,14 @@
  * ranch holds everything in memory and calls the store, under its lock,
  * with each operation's changes as one transaction: begin, put/del...,
  * commit (or rollback). A change is acknowledged to a client only after
- * commit returned 0. "memory" keeps nothing; "sqlite:PATH" keeps all. */
+ * commit returned 0. "memory" keeps nothing but the history (in memory);
+ * "sqlite:PATH" keeps all. */
 #ifndef BOSK_STORE_H
 #define BOSK_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "server/history.h"
 
 /* One resource as stored. */
 typedef struct {
@@ -35,6 +37,15 @@ typedef struct {
     int (*commit)(store *s, char *err, size_t err_len);
     void (*rollback)(store *s);
     void (*close)(store *s);
+    /* History (server/history.h). history_put records one change's event
+     * in the open transaction; history_get calls fn with name's events,
+     * newest first, at most limit (0: all), and returns how many, or -1
+     * with err; history_expire, in a transaction, drops the events of
+     * resources deleted longer ago than the limits keep them. */
+    int (*history_put)(store *s, const hist_event *e, char *err, size_t err_len);
+    int (*history_get)(store *s, const char *name, size_t limit, void *ctx,
+                       int (*fn)(void *ctx, const hist_event *e), char *err, size_t err_len);
+    int (*history_expire)(store *s, int64_t now, char *err, size_t err_len);
 } store_ops;
 
 struct store {

@@ -19,6 +19,10 @@ typedef struct {
     char *path;
     sqlite3 *db;
     sqlite3_stmt *begin, *commit, *rollback, *put, *del, *put_drlc, *del_drlc;
+    history_limits hist_lim;
+    int64_t hist_last_id;        /* the newest event's rowid */
+    sqlite3_stmt *h_last, *h_insert, *h_trim, *h_cap, *h_get, *h_mark, *h_unmark,
+                 *h_expire, *h_expire_marks;
 } sqlite_store;
 
 /* Exclusive locking: a second server on the same file fails at start
@@ -208,11 +212,173 @@ static int sq_load(store *b, void *ctx, int (*fn)(void *, const store_rec *),
     return load_drlcs(s, ctx, fn_drlc, err, n);
 }
 
+/* ---- history (docs/history.md) ----
+ * One row per event; nseq numbers a resource's events, so that keeping its
+ * last HISTORY_PER_RESOURCE is one indexed delete; the rowid orders all
+ * events, so that keeping the last max_events is one range delete. Both
+ * deletes run every TRIM_EVERY events only (a change costs one statement
+ * more, not three); reads never return more than the caps allow. Names
+ * whose resource was deleted wait in history_deleted for expiry. */
+
+#define TRIM_EVERY 64
+
+static const char history_schema[] =
+    "CREATE TABLE IF NOT EXISTS history("
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL, nseq INTEGER NOT NULL,"
+    " time INTEGER NOT NULL, endpoint TEXT NOT NULL, from_state TEXT NOT NULL,"
+    " to_state TEXT NOT NULL, owner_from TEXT NOT NULL, owner_to TEXT NOT NULL,"
+    " keys TEXT NOT NULL, keys_total INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS history_by_name ON history(name, nseq);"
+    "CREATE TABLE IF NOT EXISTS history_deleted(name TEXT PRIMARY KEY, at INTEGER NOT NULL);";
+
+static int bind_name_run(sqlite_store *s, sqlite3_stmt *st, const hist_event *e, int64_t v,
+                         const char *what, char *err, size_t n)
+{
+    if (sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC) || sqlite3_bind_int64(st, 2, v))
+        return fail(s, what, err, n);
+    return run(s, st, what, err, n);
+}
+
+/* The number of name's newest stored event (0: none). */
+static int last_nseq(sqlite_store *s, const char *name, int64_t *nseq, char *err, size_t n)
+{
+    sqlite3_stmt *st = s->h_last;
+    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC))
+        return fail(s, "bind history name", err, n);
+    int rc = sqlite3_step(st);
+    *nseq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, "read history", err, n);
+}
+
+/* Inserts e numbered after name's newest event; *nseq: its number. */
+static int insert_event(sqlite_store *s, const hist_event *e, int64_t *nseq, char *err, size_t n)
+{
+    sqlite3_stmt *st = s->h_insert;
+    if (last_nseq(s, e->name, nseq, err, n) != 0)
+        return -1;
+    if (sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC) || sqlite3_bind_int64(st, 2, ++*nseq) ||
+        sqlite3_bind_int64(st, 3, e->time) ||
+        sqlite3_bind_text(st, 4, e->endpoint, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 5, e->from, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 6, e->to, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 7, e->owner_from, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 8, e->owner_to, -1, SQLITE_STATIC) ||
+        sqlite3_bind_text(st, 9, e->keys, -1, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 10, e->keys_total))
+        return fail(s, "bind history event", err, n);
+    return run(s, st, "write history", err, n);
+}
+
+static int sq_history_put(store *b, const hist_event *e, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    int64_t nseq = 0;
+    if (insert_event(s, e, &nseq, err, n) != 0)
+        return -1;
+    int64_t id = s->hist_last_id = sqlite3_last_insert_rowid(s->db);
+    if (nseq > HISTORY_PER_RESOURCE && nseq % TRIM_EVERY == 0 &&
+        bind_name_run(s, s->h_trim, e, nseq - HISTORY_PER_RESOURCE, "trim history", err, n) != 0)
+        return -1;
+    if (id > (int64_t)s->hist_lim.max_events && id % TRIM_EVERY == 0) {
+        if (sqlite3_bind_int64(s->h_cap, 1, id - (int64_t)s->hist_lim.max_events) ||
+            run(s, s->h_cap, "trim history", err, n) != 0)
+            return -1;
+    }
+    if (e->to[0] == '\0')
+        return bind_name_run(s, s->h_mark, e, e->time, "mark deleted history", err, n);
+    if (e->from[0] == '\0') {
+        if (sqlite3_bind_text(s->h_unmark, 1, e->name, -1, SQLITE_STATIC))
+            return fail(s, "bind history name", err, n);
+        return run(s, s->h_unmark, "unmark deleted history", err, n);
+    }
+    return 0;
+}
+
+static int sq_history_get(store *b, const char *name, size_t limit, void *ctx,
+                          int (*fn)(void *, const hist_event *), char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    sqlite3_stmt *st = s->h_get;
+    /* rows past the caps wait for the next trim: never shown */
+    int64_t oldest_id = s->hist_last_id - (int64_t)s->hist_lim.max_events;
+    if (limit == 0 || limit > HISTORY_PER_RESOURCE)
+        limit = HISTORY_PER_RESOURCE;
+    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 2, oldest_id) || sqlite3_bind_int64(st, 3, (sqlite3_int64)limit))
+        return fail(s, "bind history name", err, n);
+    int rc, got = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        hist_event e = { name, sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
+                         col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
+                         (uint32_t)sqlite3_column_int64(st, 7) };
+        if (fn(ctx, &e) != 0) {
+            snprintf(err, n, "out of memory reading the history of %s", name);
+            got = -1;
+            break;
+        }
+        got++;
+    }
+    if (got >= 0 && rc != SQLITE_DONE)
+        got = fail(s, "read history", err, n);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return got;
+}
+
+static int sq_history_expire(store *b, int64_t now, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    int64_t cutoff = now - s->hist_lim.keep_deleted_ns;
+    if (sqlite3_bind_int64(s->h_expire, 1, cutoff) ||
+        sqlite3_bind_int64(s->h_expire_marks, 1, cutoff))
+        return fail(s, "bind history expiry", err, n);
+    if (run(s, s->h_expire, "expire history", err, n) != 0)
+        return -1;
+    return run(s, s->h_expire_marks, "expire history", err, n);
+}
+
+static int prepare_history(sqlite_store *s)
+{
+    struct { sqlite3_stmt **st; const char *sql; } list[] = {
+        { &s->h_last, "SELECT nseq FROM history WHERE name = ? ORDER BY nseq DESC LIMIT 1" },
+        { &s->h_insert, "INSERT INTO history(name, nseq, time, endpoint, from_state, to_state,"
+                        " owner_from, owner_to, keys, keys_total)"
+                        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
+        { &s->h_trim, "DELETE FROM history WHERE name = ? AND nseq <= ?" },
+        { &s->h_cap, "DELETE FROM history WHERE id <= ?" },
+        { &s->h_get, "SELECT time, endpoint, from_state, to_state, owner_from, owner_to, keys,"
+                     " keys_total"
+                     " FROM history WHERE name = ? AND id > ? ORDER BY nseq DESC LIMIT ?" },
+        { &s->h_mark, "INSERT OR REPLACE INTO history_deleted(name, at) VALUES(?, ?)" },
+        { &s->h_unmark, "DELETE FROM history_deleted WHERE name = ?" },
+        { &s->h_expire, "DELETE FROM history WHERE name IN"
+                        " (SELECT name FROM history_deleted WHERE at <= ?)" },
+        { &s->h_expire_marks, "DELETE FROM history_deleted WHERE at <= ?" },
+    };
+    sqlite3_stmt *st;
+    if (sqlite3_exec(s->db, history_schema, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "SELECT max(id) FROM history", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    s->hist_last_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return -1;
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st, NULL))
+            return -1;
+    return 0;
+}
+
 static void sq_close(store *b)
 {
     sqlite_store *s = (sqlite_store *)b;
     sqlite3_stmt *all[] = { s->begin, s->commit, s->rollback, s->put, s->del,
-                            s->put_drlc, s->del_drlc };
+                            s->put_drlc, s->del_drlc,
+                            s->h_last, s->h_insert, s->h_trim, s->h_cap, s->h_get, s->h_mark,
+                            s->h_unmark, s->h_expire, s->h_expire_marks };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
@@ -223,6 +389,7 @@ static void sq_close(store *b)
 
 static const store_ops sqlite_ops = {
     sq_load, sq_begin, sq_put, sq_del, sq_put_drlc, sq_del_drlc, sq_commit, sq_rollback, sq_close,
+    sq_history_put, sq_history_get, sq_history_expire,
 };
 
 static int prepare(sqlite_store *s)
@@ -245,6 +412,9 @@ static int prepare(sqlite_store *s)
 
 store *store_sqlite_open(const char *path, char *err, size_t n)
 {
+    history_limits lim;
+    if (history_limits_from_env(&lim, err, n) != 0)
+        return NULL;
     sqlite_store *s = calloc(1, sizeof *s);
     if (s == NULL || (s->path = strdup(path)) == NULL) {
         snprintf(err, n, "out of memory opening sqlite store %s", path);
@@ -253,10 +423,12 @@ store *store_sqlite_open(const char *path, char *err, size_t n)
     }
     s->base.ops = &sqlite_ops;
     s->base.kind = "sqlite";
+    s->hist_lim = lim;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK ||
         sqlite3_busy_timeout(s->db, 1000) != SQLITE_OK ||
-        sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK || prepare(s) != 0) {
+        sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK || prepare(s) != 0 ||
+        prepare_history(s) != 0) {
         char why[1024];
         explain(path, s->db, why, sizeof why);
         snprintf(err, n, "cannot open sqlite store %s: %s", path, why);
