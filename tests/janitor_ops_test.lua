@@ -23,16 +23,6 @@ resources:
 local TYPES = { "ops", "slow", "stale" }
 local OK_POLICY = "janitor.policy{ type = 'ops', clean = function() return true end }"
 
--- count(text, plain) -> occurrences of plain in text
-local function count(text, plain)
-  local n, at = 0, 1
-  while true do
-    local i, j = text:find(plain, at, true)
-    if not i then return n end
-    n, at = n + 1, j + 1
-  end
-end
-
 local function redirty(name)
   T.eq(J.post(srv, "/acquire?type=ops&state=free&dest=busy&owner=t"), 200, "lease " .. name)
   local states = J.states(srv, "ops")
@@ -84,7 +74,7 @@ T.test("a type the server does not know: one warning per type, --once exits 1 na
     T.eq(code, 1, "exit status; stderr:\n" .. err)
     T.contains(out, "unknown resource type (the server does not know it): no-such-type", "summary")
     T.contains(out, "ops                            success  2", "the known type was cleaned")
-    T.eq(count(err, "the server does not know this resource type"), 1, "one warning")
+    T.eq(T.count(err, "the server does not know this resource type"), 1, "one warning")
     redirty("ops-1") redirty("ops-2")
     -- as a daemon: one warning over many polls
     local j = J.start(srv, {}, { p })
@@ -93,7 +83,7 @@ T.test("a type the server does not know: one warning per type, --once exits 1 na
     core.sleep(1.2)   -- six poll intervals of 0.2 s
     j:kill("TERM")
     T.eq(j:wait(10), 0, "exit status")
-    T.eq(count(j:output(), "the server does not know this resource type"), 1, "one warning in the daemon")
+    T.eq(T.count(j:output(), "the server does not know this resource type"), 1, "one warning in the daemon")
   end)
 end)
 
@@ -127,7 +117,7 @@ T.test("stderr not a terminal: a periodic one-line progress report", function()
     T.wait_until(function() return j:output():find("msg=progress done=1 failed=0 in_flight=0 per_type=slow:1/0") end,
                  10, "progress after the cleaning")
     core.sleep(0.8)
-    local n = count(j:output(), "msg=progress done=1 failed=0 in_flight=0")
+    local n = T.count(j:output(), "msg=progress done=1 failed=0 in_flight=0")
     j:kill("TERM")
     T.eq(j:wait(10), 0, "exit status")
     T.eq(n, 1, "an idle janitor repeats no progress line")

@@ -41,16 +41,6 @@ end
 
 local function lines(dir) return T.read_file(dir .. "/log") or "" end
 
--- count(text, plain) -> occurrences of plain in text
-local function count(text, plain)
-  local n, at = 0, 1
-  while true do
-    local i, j = text:find(plain, at, true)
-    if not i then return n end
-    n, at = n + 1, j + 1
-  end
-end
-
 -- children(pid) -> the pids of pid's children
 local function children(pid)
   local text = T.read_file(string.format("/proc/%d/task/%d/children", pid, pid)) or ""
@@ -109,7 +99,7 @@ T.test("SIGHUP with a broken file keeps its previous version and logs why", func
     T.eq(J.post(srv, "/acquire?type=hup2&state=free&dest=busy&owner=t"), 200, "lease hup2-1 or hup2-2")
     local name = J.states(srv, "hup2")["hup2-1"] == "busy/t" and "hup2-1" or "hup2-2"
     T.eq(J.post(srv, "/release?name=" .. name .. "&dest=dirty&owner=t"), 200, "release dirty")
-    T.wait_until(function() return count(lines(dir), "v1 " .. name .. " end") == 2 end, 10,
+    T.wait_until(function() return T.count(lines(dir), "v1 " .. name .. " end") == 2 end, 10,
                  "cleaned again by the kept v1")
     T.wait_until(function() return J.states(srv, "hup2")[name] == "free/-" end, 10, name .. " free")
     j:kill("TERM")

@@ -61,6 +61,16 @@ function T.contains(s, plain, what)
   end
 end
 
+-- T.count(text, plain) -> how many times plain occurs in text.
+function T.count(text, plain)
+  local n, at = 0, 1
+  while true do
+    local i, j = text:find(plain, at, true)
+    if not i then return n end
+    n, at = n + 1, j + 1
+  end
+end
+
 -- T.test(name, fn): runs fn now; reports ok / not ok with the error.
 function T.test(name, fn)
   local started = core.monotime()
