@@ -6,6 +6,8 @@
  *   loop.zygote(handler)                     (the worker factory, worker.h)
  *   loop.spawn(key, payload, on_done) -> id  (a worker process)
  *   loop.kill(id)                            (the worker's whole group)
+ *   loop.on_progress(fn)                     (fn(id, text) for each PROGRESS)
+ *   loop.progress(text) -> bool              (in a worker: report progress)
  *   loop.http(request, cb)                   (janitor_http.c: off the loop thread)
  *   loop.run() / loop.stop() / loop.close()
  *   handle:stop()
@@ -65,9 +67,10 @@ static struct {
     pid_t zpid;
     uv_poll_t zpoll;
     int handler_ref;        /* what workers run */
+    int progress_ref;       /* Lua fn(id, text) for PROGRESS messages */
     uint32_t next_id;
     worker *workers;
-} S = { .zfd = -1, .handler_ref = LUA_NOREF };
+} S = { .zfd = -1, .handler_ref = LUA_NOREF, .progress_ref = LUA_NOREF };
 
 /* ---- timers and signals ---- */
 
@@ -225,13 +228,28 @@ static void finish_worker(worker *w, int status, const char *why)
     loop_call(4);
 }
 
+/* A PROGRESS from a live worker goes to the on_progress function. */
+static void progress_message(uint32_t id, const char *body, size_t len)
+{
+    if (S.progress_ref == LUA_NOREF)
+        return;
+    lua_State *L = loop_lua();
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S.progress_ref);
+    lua_pushinteger(L, id);
+    lua_pushlstring(L, body, len);
+    loop_call(2);
+}
+
 static void on_message(const wmsg_header *h, const char *body, size_t len)
 {
     worker **link = NULL;
     worker *w = find_worker(h->id, &link);
     if (w == NULL)
         return;
-    if (h->type == WMSG_STARTED) {
+    if (h->type == WMSG_PROGRESS) {
+        if (w->report == NULL)
+            progress_message(h->id, body, len);
+    } else if (h->type == WMSG_STARTED) {
         w->pid = h->value;
     } else if (h->type == WMSG_REPORT && w->report == NULL) {
         w->report = malloc(len + 1);
@@ -378,6 +396,31 @@ static int loop_kill(lua_State *L)
     return 1;
 }
 
+/* loop.on_progress(fn | nil): fn(id, text) runs on the loop for each
+ * janitor.progress of a running worker. */
+static int loop_on_progress(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (S.progress_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, S.progress_ref);
+    S.progress_ref = LUA_NOREF;
+    if (!lua_isnoneornil(L, 1)) {
+        lua_pushvalue(L, 1);
+        S.progress_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    return 0;
+}
+
+/* loop.progress(text) -> true when sent (false outside a worker). */
+static int loop_progress(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    lua_pushboolean(L, worker_progress(text, len) == 0);
+    return 1;
+}
+
 /* ---- running ---- */
 
 /* loop.run(): runs callbacks until loop.stop() (or nothing is left). */
@@ -429,6 +472,9 @@ static int loop_close(lua_State *L)
     if (S.handler_ref != LUA_NOREF)
         luaL_unref(L, LUA_REGISTRYINDEX, S.handler_ref);
     S.handler_ref = LUA_NOREF;
+    if (S.progress_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, S.progress_ref);
+    S.progress_ref = LUA_NOREF;
     janitor_metrics_stop();
     uv_walk(loop_uv(), close_any, L);
     uv_run(loop_uv(), UV_RUN_DEFAULT);
@@ -466,6 +512,8 @@ static const luaL_Reg loop_funcs[] = {
     {"zygote", loop_zygote},
     {"spawn", loop_spawn},
     {"kill", loop_kill},
+    {"on_progress", loop_on_progress},
+    {"progress", loop_progress},
     {"run", loop_run},
     {"stop", loop_stop},
     {"close", loop_close},
