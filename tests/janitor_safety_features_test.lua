@@ -99,7 +99,7 @@ T.test("verify: only true sets free; false or an error fails with 'verify failed
     local st = J.states(srv, "ver")
     T.eq(st, { ["ver-ok"] = "free/-", ["ver-bad"] = "dirty/-", ["ver-raise"] = "dirty/-" }, "states")
     local bad = userdata("ver", "ver-bad")[LAST]
-    T.match(bad, "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ verify failed: still has 2 disks$", "last failure of ver-bad")
+    T.match(bad, "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ verify failed: still has 2 disks$", "last failure of ver-bad")
     local raised = userdata("ver", "ver-raise")[LAST]
     T.match(raised, "^%S+Z verify failed: .*cannot list disks second line", "last failure of ver-raise, one line")
     T.ok(#raised <= 200 and not raised:find("\n"), "one line of at most 200 bytes: " .. #raised)
@@ -193,8 +193,8 @@ end)
 T.test("backoff: a failing resource waits min*2^(k-1) while the type's others are cleaned; the count survives a restart (2)", function()
   local dir = T.tmpdir()
   local p = policy([[
-    janitor.policy{ type = "bo", backoff = { min = "1s", max = "10s" }, clean = function(res)
-      local f = io.open("DIR/" .. res.name, "a") f:write(string.format("%.3f\n", require("bosk.core").monotime())) f:close()
+    janitor.policy{ type = "bo", backoff = { min = "1.5s", max = "10s" }, clean = function(res)
+      local f = io.open("DIR/" .. res.name, "a") f:write(string.format("%.3f\n", require("bosk.core").realtime())) f:close()
       return res.name ~= "bo-fail", "still broken"
     end }
   ]], dir)
@@ -202,22 +202,24 @@ T.test("backoff: a failing resource waits min*2^(k-1) while the type's others ar
   local _, err1, code1 = J.once(srv, {}, { p })
   T.eq(code1, 1, "first run fails bo-fail; stderr:\n" .. err1)
   T.eq(userdata("bo", "bo-fail")[COUNT], "1", "count in the user data")
+  T.eq(J.states(srv, "bo"), { ["bo-fail"] = "dirty/-", ["bo-ok"] = "free/-" }, "the type's other resource cleaned")
   local _, err2, code2 = J.once(srv, {}, { p })
   T.eq(code2, 0, "second run at once: bo-fail is backed off, not cleaned; stderr:\n" .. err2)
   T.eq(#lines(dir .. "/bo-fail"), 1, "one cleaning of bo-fail so far")
   T.contains(err2, "backed off", "logged")
   T.eq(J.states(srv, "bo"), { ["bo-fail"] = "dirty/-", ["bo-ok"] = "free/-" }, "put back untouched, without a lease")
-  -- A long-running janitor: the next attempts come after >= 1 s, then >= 2 s.
+  -- A long-running janitor (polling every 0.1 s): the next attempts come
+  -- 1.5 s after the first failure, then 3 s after the second.
   local j = J.start(srv, { "--poll-interval", "0.1s" }, { p })
-  T.sleep(3.6)
+  T.wait_until(function() return #lines(dir .. "/bo-fail") >= 3 end, 15, "two more attempts")
+  T.sleep(0.5)
   j:kill("TERM")
   T.eq(j:wait(10), 0, "janitor exit")
   local times = lines(dir .. "/bo-fail")
-  T.ok(#times >= 2 and #times <= 3, "attempts of bo-fail in 3.6 s with backoff (a poll interval of 0.1 s would give dozens): " .. #times)
-  for i = 3, #times do
-    T.ok(tonumber(times[i]) - tonumber(times[i - 1]) >= 1.9, "second wait is at least 2 s")
-  end
-  T.ok(tonumber(userdata("bo", "bo-fail")[COUNT]) >= 2, "count grows")
+  T.eq(#times, 3, "attempts of bo-fail (a poll interval of 0.1 s without backoff: dozens)")
+  T.ok(times[2] - times[1] >= 1.45, "first wait >= 1.5 s: " .. (times[2] - times[1]))
+  T.ok(times[3] - times[2] >= 2.95, "second wait >= 3 s: " .. (times[3] - times[2]))
+  T.eq(userdata("bo", "bo-fail")[COUNT], "3", "count grows")
   J.settled(srv, { "bo" }, { janitor = j, marker = dir })
 end)
 
@@ -235,6 +237,190 @@ T.test("quarantine_after: the N-th failure in a row goes to quarantine, logged; 
   T.eq(J.states(srv, "qa"), { ["qa-1"] = "quarantine/-" }, "not touched again")
   J.settled(srv, { "qa" })
   T.ok(err1, "first run logged")
+end)
+
+T.test("protect: a matching name is never given to clean, goes to quarantine with an error line (7)", function()
+  local dir = T.tmpdir()
+  local p = policy([[
+    janitor.policy{ type = "prot", protect = { "prod-*", "*-keep" }, clean = function(res)
+      io.open("DIR/" .. res.name, "w"):close()
+      return true
+    end }
+  ]], dir)
+  local _, err, code = J.once(srv, {}, { p })
+  T.eq(code, 0, "exit status; stderr:\n" .. err)
+  T.eq(J.states(srv, "prot"), { ["prod-db"] = "quarantine/-", ["test-1"] = "free/-" }, "states")
+  T.eq(T.read_file(dir .. "/prod-db"), nil, "clean never ran for prod-db")
+  T.ok(T.read_file(dir .. "/test-1"), "clean ran for test-1")
+  T.match(err, "error[^\n]*protected resource[^\n]*prod%-db", "an error-level line names it:\n" .. err)
+  J.settled(srv, { "prot" })
+end)
+
+T.test("max_per_hour: past the cap the type waits and says so (7)", function()
+  local p = policy[[janitor.policy{ type = "rate", max_per_hour = 2, clean = function() return true end }]]
+  local _, err, code = J.once(srv, {}, { p })
+  T.eq(code, 0, "exit status; stderr:\n" .. err)
+  local free = 0
+  for _, st in pairs(J.states(srv, "rate")) do if st == "free/-" then free = free + 1 end end
+  T.eq(free, 2, "two cleanings started in this hour")
+  T.contains(err, "max_per_hour reached", "says so")
+  -- A running janitor waits (holding nothing) instead of ending.
+  local j = J.start(srv, {}, { policy[[janitor.policy{ type = "rate", max_per_hour = 1, clean = function() return true end }]] })
+  T.wait_until(function() return j:output():find("max_per_hour reached", 1, true) end, 10, "the wait is logged")
+  T.sleep(0.5)
+  local now_free = 0
+  for _, st in pairs(J.states(srv, "rate")) do if st == "free/-" then now_free = now_free + 1 end end
+  T.eq(now_free, 3, "one more in a new janitor's hour, then it waits")
+  j:kill("TERM")
+  T.eq(j:wait(10), 0, "exit")
+  J.settled(srv, { "rate" }, { janitor = j })
+end)
+
+T.test("exec_scope = name: an exec without the resource name is refused and fails the cleaning, even under pcall (7)", function()
+  local dir = T.tmpdir()
+  local p = policy([[
+    janitor.policy{ type = "scope", exec_scope = "name", clean = function(res)
+      assert(janitor.exec{ "touch", "DIR/" .. res.name })          -- carries the name: runs
+      if res.name == "scope-2" then
+        pcall(janitor.exec, { "touch", "DIR/other" })              -- refused, error swallowed
+        return true
+      end
+      janitor.exec{ "touch", "DIR/other", readonly = true }        -- refused: raises
+      return true
+    end }
+  ]], dir)
+  local _, err, code = J.once(srv, {}, { p })
+  T.eq(code, 1, "exit status; stderr:\n" .. err)
+  T.eq(J.states(srv, "scope"), { ["scope-1"] = "dirty/-", ["scope-2"] = "dirty/-" }, "both failed")
+  T.ok(T.read_file(dir .. "/scope-1") and T.read_file(dir .. "/scope-2"), "the scoped execs ran")
+  T.eq(T.read_file(dir .. "/other"), nil, "the unscoped ones never ran")
+  T.contains(userdata("scope", "scope-1")[LAST], "refused by exec_scope", "reason of scope-1")
+  T.contains(userdata("scope", "scope-2")[LAST], "exec_scope", "reason of scope-2")
+  J.settled(srv, { "scope" }, { marker = dir })
+end)
+
+local function metric(port, pattern)
+  local status, body = T.http("GET", "http://127.0.0.1:" .. port .. "/metrics")
+  if status ~= 200 then return nil end
+  return body:match(pattern)
+end
+
+T.test("breaker: failures in a row open it (metric 1), one probe per period, a good probe closes it (4)", function()
+  local dir = T.tmpdir()
+  local port = T.free_port()
+  local p = policy([[
+    janitor.policy{ type = "brk", breaker = { failures = 2, probe = "1s" }, clean = function(res)
+      local f = io.open("DIR/attempts", "a") f:write(res.name, "\n") f:close()
+      return io.open("DIR/fixed") ~= nil, "outage"
+    end }
+  ]], dir)
+  local j = J.start(srv, { "--pool-size", "1", "--poll-interval", "0.1s", "--metrics-listen", "127.0.0.1:" .. port }, { p })
+  T.wait_until(function() return metric(port, 'bosk_janitor_breaker_open{type="brk"} (%d)') == "1" end, 10, "breaker open")
+  T.sleep(1.6)
+  local n = #lines(dir .. "/attempts")
+  T.ok(n >= 2 and n <= 4, "2 failures, then at most one probe per second: " .. n)
+  T.contains(j:output(), "breaker open", "logged")
+  T.write_file(dir .. "/fixed", "")
+  T.wait_until(function() return metric(port, 'bosk_janitor_breaker_open{type="brk"} (%d)') == "0" end, 10, "breaker closed")
+  T.wait_until(function()
+    for _, st in pairs(J.states(srv, "brk")) do if st ~= "free/-" then return false end end
+    return true
+  end, 10, "all cleaned once closed")
+  T.contains(j:output(), "breaker closed", "logged")
+  j:kill("TERM")
+  T.eq(j:wait(10), 0, "exit")
+  J.settled(srv, { "brk" }, { janitor = j })
+end)
+
+-- Start and end times of each cleaning, from files the cleanings write.
+local function spans(dir)
+  local out = {}
+  for _, l in ipairs(lines(dir .. "/spans")) do
+    local a, b = l:match("^(%S+) (%S+)")
+    out[#out + 1] = { tonumber(a), tonumber(b) }
+  end
+  table.sort(out, function(x, y) return x[1] < y[1] end)
+  return out
+end
+
+T.test("canary: the first N cleanings after load run one at a time, then full concurrency (5)", function()
+  local dir = T.tmpdir()
+  local p = policy([[
+    janitor.policy{ type = "can", canary = 2, clean = function(res)
+      local core = require "bosk.core"
+      local a = core.monotime() core.sleep(0.3)
+      local f = io.open("DIR/spans", "a") f:write(string.format("%.3f %.3f\n", a, core.monotime())) f:close()
+      return true
+    end }
+  ]], dir)
+  local _, err, code = J.once(srv, { "--pool-size", "4" }, { p })
+  T.eq(code, 0, "exit status; stderr:\n" .. err)
+  local s = spans(dir)
+  T.eq(#s, 6, "all six cleaned")
+  T.ok(s[2][1] >= s[1][2], "canary 2 started after canary 1 ended")
+  T.ok(s[3][1] >= s[2][2], "the rest after both canaries")
+  local overlapped = s[4][1] < s[3][2] or s[5][1] < s[4][2]
+  T.ok(overlapped, "full concurrency after the canaries")
+  T.contains(err, "canary passed", "logged")
+  J.settled(srv, { "can" })
+end)
+
+T.test("canary: a failed canary opens the breaker; nothing else of the type is cleaned (5)", function()
+  local dir = T.tmpdir()
+  local p = policy([[
+    janitor.policy{ type = "canf", canary = 1, breaker = { failures = 5, probe = "1h" }, clean = function(res)
+      io.open("DIR/" .. res.name, "w"):close()
+      return false, "broken release"
+    end }
+  ]], dir)
+  local _, err, code = J.once(srv, { "--pool-size", "4" }, { p })
+  T.eq(code, 1, "exit status; stderr:\n" .. err)
+  T.contains(err, "a canary cleaning failed", "logged")
+  local cleaned = 0
+  for i = 1, 4 do if T.read_file(dir .. "/canf-" .. i) then cleaned = cleaned + 1 end end
+  T.eq(cleaned, 1, "only the canary ran")
+  J.settled(srv, { "canf" })
+end)
+
+T.test("weight: competing types share --pool-size in proportion to their weights (3)", function()
+  local dir = T.tmpdir()
+  local p = policy([[
+    local function clean(res)
+      local f = io.open("DIR/started", "a") f:write(res.type, "\n") f:close()
+      require("bosk.core").sleep(0.4)
+      return true
+    end
+    janitor.policy{ type = "wa", weight = 3, clean = clean }
+    janitor.policy{ type = "wb", weight = 1, clean = clean }
+  ]], dir)
+  local j = J.start(srv, { "--pool-size", "4" }, { p })
+  T.wait_until(function() return #lines(dir .. "/started") >= 16 end, 20, "16 cleanings started")
+  j:kill("TERM")
+  T.eq(j:wait(10), 0, "exit")
+  local by = { wa = 0, wb = 0 }
+  for i, t in ipairs(lines(dir .. "/started")) do if i <= 16 then by[t] = by[t] + 1 end end
+  T.ok(by.wa >= 2 * by.wb and by.wb >= 2, string.format("about 3:1 (wa %d, wb %d)", by.wa, by.wb))
+  J.settled(srv, { "wa", "wb" }, { janitor = j })
+end)
+
+T.test("fairness: a type of 5 finishes early next to a type of 1000 (3)", function()
+  local dir = T.tmpdir()
+  local p = policy[[
+    janitor.policy{ type = "big", clean = function() return true end }
+    janitor.policy{ type = "small", clean = function() return true end }
+  ]]
+  local j = J.start(srv, { "--pool-size", "4" }, { p })
+  local function free_of(rtype)
+    local n = 0
+    for _, st in pairs(J.states(srv, rtype)) do if st == "free/-" then n = n + 1 end end
+    return n
+  end
+  T.wait_until(function() return free_of("small") == 5 end, 30, "small type done")
+  local big_done = free_of("big")
+  j:kill("TERM")
+  T.eq(j:wait(10), 0, "exit")
+  T.ok(big_done < 100, "small finished while big had done " .. big_done .. " of 1000")
+  J.settled(srv, { "big", "small" }, { janitor = j, marker = dir })
 end)
 
 T.cleanup()

@@ -123,8 +123,10 @@ end
 
 -- Time and user data --------------------------------------------------------
 
+-- RFC 3339 in UTC with milliseconds (a backoff of a second needs them).
 function M.rfc3339(t)
-  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+  local secs = math.floor(t)
+  return os.date("!%Y-%m-%dT%H:%M:%S", secs) .. string.format(".%03dZ", math.floor((t - secs) * 1000))
 end
 
 -- Days since 1970-01-01 of a civil date (proleptic Gregorian).
@@ -140,9 +142,11 @@ end
 -- parse_time("2024-05-01T10:00:00Z ...") -> unix seconds | nil (UTC, or
 -- an offset such as +02:00).
 function M.parse_time(text)
-  local y, mo, d, h, mi, s, rest = (text or ""):match("^(%d%d%d%d)-(%d%d)-(%d%d)T(%d%d):(%d%d):(%d%d)%.?%d*(%S*)")
+  local y, mo, d, h, mi, s, frac, rest =
+    (text or ""):match("^(%d%d%d%d)-(%d%d)-(%d%d)T(%d%d):(%d%d):(%d%d)(%.?%d*)(%S*)")
   if not y then return nil end
   local t = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+  if #frac > 1 then t = t + tonumber("0" .. frac) end
   if rest == "Z" then return t end
   local sign, oh, om = rest:match("^([+-])(%d%d):(%d%d)$")
   if not sign then return nil end
