@@ -7,7 +7,8 @@ sockets, so it can misbehave on purpose.
 
 Control API (never recorded, never consumes the script):
   POST /_script    body: JSON list of responses, appended to the queue
-  POST /_default   body: JSON response used when the queue is empty
+  POST /_default   body: JSON response used when the queue is empty; its
+                   optional "by_path" ({path: response}) answers those paths
   POST /_reset     clears queue, default and recorded requests
   GET  /_requests  JSON list of recorded requests:
                    {method, path, query, target, headers: {lowercase: value},
@@ -20,7 +21,8 @@ object with optional fields:
   truncate (send only N bytes of the body, then close),
   huge (stream N bytes of body, Content-Length N), close (Connection: close),
   no_length (no Content-Length: the body ends when the connection closes),
-  raw (send these bytes instead of a response, then close).
+  raw (send these bytes instead of a response, then close),
+  path (a queued response only for requests to this path).
 """
 import http.client
 import json
@@ -150,6 +152,14 @@ def respond(sock, spec):
     return not spec.get("close")
 
 
+def next_response(path):
+    """The first queued response for this path (or for any), else the default."""
+    for i, item in enumerate(queue):
+        if item.get("path", path) == path:
+            return queue.pop(i)
+    return default.get("by_path", {}).get(path, default)
+
+
 def serve_conn(sock, addr):
     with lock:
         conn_counter[0] += 1
@@ -172,7 +182,7 @@ def serve_conn(sock, addr):
                     "body": body.decode("utf-8", "replace"),
                     "conn": conn_id, "client_port": addr[1],
                 })
-                spec = queue.pop(0) if queue else default
+                spec = next_response(u.path)
             if not respond(sock, spec):
                 return
     except (OSError, ValueError):
