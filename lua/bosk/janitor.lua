@@ -281,8 +281,9 @@ function Sup:can_start(lane)
      and safety.may_start(self.safety, lane)
 end
 
--- pump(): starts as many acquisitions as the limits allow, visiting the
--- lanes round robin so no type starves another.
+-- pump(): starts as many acquisitions as the limits allow; the next lane
+-- is bosk.janitor_sched's choice (weighted shares, round robin on ties),
+-- so no type starves another.
 function Sup:pump()
   local n = #self.lanes
   local progress = true

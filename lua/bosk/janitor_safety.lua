@@ -401,13 +401,18 @@ function M.watch(record, lease, p)
       loop.kill(record.id)
     end
   end)
-  return { stop = function() timer:stop() end }
+  return { stop = function()
+    timer:stop()
+    if not lease.hung then lease.progress_timeout = nil end   -- over: heartbeated until released
+  end }
 end
 
 -- outcome(st, record, lease, outcome, err) -> outcome, err: "hung" when
 -- the watch killed it; failures carry the last progress message.
 function M.outcome(st, record, lease, outcome, err)
   if record.hung and outcome ~= "success" then outcome, err = "hung", record.hung end
+  -- Ended by the janitor's own shutdown: says nothing about the resource.
+  lease.shutdown = outcome ~= "success" and (record.killed or err == "shutting down") or nil
   if outcome ~= "success" and lease.progress_msg then
     err = string.format("%s (last progress: %s)", tostring(err), lease.progress_msg)
   end
@@ -457,6 +462,10 @@ end
 -- those keys are removed. Runs in the lease's coroutine (api calls yield).
 function M.settle(st, api, lane, lease, res, ticket, outcome, err, dest)
   if ticket then ticket.done = true end
+  if lease.shutdown then
+    if ticket and ticket.probe then type_state(st, lane.type).probing = false end
+    return dest
+  end
   local p = lane.policy
   local success = outcome == "success"
   breaker_after(st, lane, ticket, success, err)
