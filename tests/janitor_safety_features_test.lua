@@ -50,6 +50,9 @@ resources:
 - type: canf
   state: dirty
   names: %s
+- type: canr
+  state: dirty
+  names: [canr-1, canr-2, canr-3]
 - type: wa
   state: dirty
   names: %s
@@ -373,6 +376,51 @@ T.test("canary: the first N cleanings after load run one at a time, then full co
   T.ok(overlapped, "full concurrency after the canaries")
   T.contains(err, "canary passed", "logged")
   J.settled(srv, { "can" })
+end)
+
+-- occurrences(text, plain) -> how many times plain occurs in text
+local function occurrences(text, plain)
+  local n, at = 0, 1
+  while true do
+    local i, j = text:find(plain, at, true)
+    if not i then return n end
+    n, at = n + 1, j + 1
+  end
+end
+
+T.test("canary: a SIGHUP reload starts a new canary; its cleanings run one at a time again (5)", function()
+  local dir = T.tmpdir()
+  local p = policy([[
+    janitor.policy{ type = "canr", canary = 1, clean = function(res)
+      local core = require "bosk.core"
+      local a = core.monotime() core.sleep(0.3)
+      local f = io.open("DIR/spans", "a") f:write(string.format("%.3f %.3f\n", a, core.monotime())) f:close()
+      return true
+    end }
+  ]], dir)
+  local function all_free()
+    local st = J.states(srv, "canr")
+    return st["canr-1"] == "free/-" and st["canr-2"] == "free/-" and st["canr-3"] == "free/-"
+  end
+  local j = J.start(srv, { "--pool-size", "3" }, { p })
+  T.wait_until(all_free, 15, "first load: all three cleaned")
+  T.eq(occurrences(j:output(), "canary passed"), 1, "one canary after the load")
+  os.remove(dir .. "/spans")
+  j:kill("HUP")
+  T.wait_until(function() return j:output():find("msg=\"policies reloaded\"", 1, true) end, 10, "reload logged")
+  for i = 1, 3 do
+    T.eq(J.post(srv, "/acquire?type=canr&state=free&dest=busy&owner=t"), 200, "lease one of canr")
+  end
+  for i = 1, 3 do
+    T.eq(J.post(srv, "/release?name=canr-" .. i .. "&dest=dirty&owner=t"), 200, "release canr-" .. i .. " dirty")
+  end
+  T.wait_until(function() return #spans(dir) == 3 and all_free() end, 15, "after the reload: all three cleaned again")
+  T.eq(occurrences(j:output(), "canary passed"), 2, "a new canary after the reload; log:\n" .. j:output())
+  local s = spans(dir)
+  T.ok(s[2][1] >= s[1][2] and s[3][1] >= s[1][2], "after the reload the others waited for the canary")
+  j:kill("TERM")
+  T.eq(j:wait(10), 0, "exit status after SIGTERM")
+  J.settled(srv, { "canr" }, { janitor = j, marker = dir })
 end)
 
 T.test("canary: a failed canary opens the breaker; nothing else of the type is cleaned (5)", function()

@@ -34,8 +34,9 @@ local function run(text, acquired, flags)
   local responses = {}
   for i, body in ipairs(acquired) do responses[i] = { path = "/acquire", status = 200, body = body } end
   f:script(responses)
-  f:default{ status = 404, body = "resource not found",
-             by_path = { ["/update"] = { status = 200 }, ["/release"] = { status = 200 } } }
+  f:default{ status = 404, body = "resource not found" }
+  f:default{ path = "/update", status = 200 }
+  f:default{ path = "/release", status = 200 }
   local args = { "--pool-size", "1" }
   for _, a in ipairs(flags or {}) do args[#args + 1] = a end
   local out, err, code = J.once({ url = f.url }, args, { J.policy(text) })

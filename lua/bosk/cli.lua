@@ -21,6 +21,7 @@ commands:
   repl                                   interactive Lua with a client
   server --config FILE [...]             a boskos-compatible server
   janitor [--once] POLICY.lua...         clean resources with Lua policies
+  reaper --resource-type T1,T2 [...]     move stale leases to dirty (upstream's reaper)
   acquire | release | heartbeat | metric | reset | status
                                          boskosctl-style one-liners
   list [--type T] [--state S] [--owner O] [--json]

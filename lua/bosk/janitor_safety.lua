@@ -282,7 +282,7 @@ end
 function M.may_start(st, lane)
   local p = lane.policy
   if p.canary_left == nil then p.canary_left = p.canary or 0 end
-  if p.canary_left > 0 and p.busy >= 1 then return false end
+  if p.canary_left > 0 and p.slots.busy >= 1 then return false end
   local t = type_state(st, lane.type)
   local now = core.monotime()
   if t.open then
@@ -500,9 +500,9 @@ end
 
 -- Metrics ---------------------------------------------------------------------
 
-local function label(v)
-  return '"' .. tostring(v):gsub('[\\"\n]', { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n" }) .. '"'
-end
+-- Label values as the rest of the janitor's metrics write them (the
+-- server's escaper, janitor_log.lua).
+local function label(v) return require("bosk.loop").prom_label(tostring(v)) end
 
 local function sorted_keys(t)
   local keys = {}

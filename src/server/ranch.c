@@ -9,6 +9,7 @@
 #include <time.h>
 #include "core/core.h"
 #include "core/prom_text.h"
+#include "server/ranch.h"
 #include "server/ranch_core.h"
 #include "server/server_queue.h"
 #include "server/server_sync.h"

@@ -13,7 +13,10 @@
 #define BOSK_RANCH_CORE_H
 
 #include <pthread.h>
-#include "server/ranch.h"
+#include "server/config.h"
+#include "core/gojson.h"
+#include "server/ranch_types.h"
+#include "server/store.h"
 #include "server/server_map.h"
 #include "server/server_queue.h"
 
