@@ -21,6 +21,8 @@ local core = require "bosk.core"
 local japi = require "bosk.janitor_api"
 local jlog = require "bosk.janitor_log"
 local wire = require "bosk.wire"
+local safety = require "bosk.janitor_safety"
+local sched = require "bosk.janitor_sched"
 
 local await, sleep = japi.await, japi.sleep
 
@@ -71,7 +73,7 @@ local function worker_handler(reg)
     if kind == "p" and reg.policies[index] then
       local res, err = wire.decode_resource(payload)
       if not res then return "Fcannot decode the resource: " .. tostring(err) end
-      return worker_main{ fn = reg.policies[index].clean, arg = res, what = "clean" }
+      return worker_main{ fn = safety.cleaner(reg.policies[index]), arg = res, what = "clean" }
     elseif kind == "j" and reg.jobs[index] then
       return worker_main{ fn = reg.jobs[index].fn, what = "job" }
     end
@@ -103,6 +105,9 @@ function M.new(reg, opts)
     metrics = jlog.metrics(),
     timers = {}, schedules = {},
   }, Sup)
+  s.safety = safety.new{ once = opts.once, pump = function() s:pump() end,
+                         finish = function(lane) lane.done = true end }
+  safety.attach_metrics(s.metrics, s.safety)
   s.api = s:counting_api(opts.api)
   s:attach(reg)
   return s
@@ -312,36 +317,37 @@ function Sup:can_start(lane)
   return not self.stopping and not lane.idle and not lane.done
      and (lane.acquiring or 0) < (lane.warm and p.concurrency or 1)
      and p.slots.busy < p.concurrency and self.busy < self.opts.pool_size
+     and safety.may_start(self.safety, lane)
 end
 
--- pump(): starts as many acquisitions as the limits allow, visiting the
--- lanes round robin so no type starves another.
+-- pump(): starts as many acquisitions as the limits allow; the next lane
+-- is bosk.janitor_sched's choice (weighted shares, round robin on ties),
+-- so no type starves another.
 function Sup:pump()
   local n = #self.lanes
   local progress = true
   while progress and n > 0 do
     progress = false
-    for i = 0, n - 1 do
-      local idx = (self.next_lane + i - 1) % n + 1
+    local idx = sched.pick(self)     -- weighted: the lane with the fewest slots per weight
+    if idx then
       local lane = self.lanes[idx]
-      if self:can_start(lane) then
-        self.next_lane = idx % n + 1
-        self:take_slot(lane)
-        self:spawn("lease of " .. lane.type, self.lease, self, lane)
-        progress = true
-        break
-      end
+      self.next_lane = idx % n + 1
+      self:take_slot(lane)
+      self:spawn("lease of " .. lane.type, self.lease, self, lane)
+      progress = true
     end
   end
   self:check_done()
 end
 
 function Sup:take_slot(lane)
+  sched.took(lane)
   lane.policy.slots.busy = lane.policy.slots.busy + 1
   self.busy = self.busy + 1
 end
 
 function Sup:free_slot(lane)
+  sched.freed(lane)
   lane.policy.slots.busy = lane.policy.slots.busy - 1
   self.busy = self.busy - 1
 end
@@ -426,6 +432,7 @@ end
 function Sup:lease_in(lane, gen)
   local p = lane.policy
   local wake = lane.wake
+  local ticket = safety.lease_begin(self.safety, lane)
   self.acquiring = self.acquiring + 1
   lane.acquiring = (lane.acquiring or 0) + 1
   local res, kind, msg = self.api:acquire(lane.type, p.from, p.via)
@@ -433,6 +440,7 @@ function Sup:lease_in(lane, gen)
   lane.acquiring = lane.acquiring - 1
   lane.warm = res ~= nil
   if not res then
+    safety.lease_abort(self.safety, ticket)
     self:free_slot(lane)
     if kind ~= "not_found" then
       self.errors = self.errors + 1
@@ -456,7 +464,16 @@ function Sup:lease_in(lane, gen)
   jlog.info("leased", { type = lease.type, name = lease.name, from = p.from, via = p.via })
   lane.leased = (lane.leased or 0) + 1
   lane.owed[res.name] = nil
+  local screened = not self.stopping and not self:put_back(res) and safety.screen(self.safety, lane, res)
+  if screened then                 -- protected (quarantine) or backed off (put back)
+    safety.lease_abort(self.safety, ticket)
+    self:free_slot(lane)
+    if screened.rest then self:rest(lane) end
+    self:pump()
+    return self:release(lease, screened.dest)
+  end
   if self:put_back(res) or self.stopping then
+    safety.lease_abort(self.safety, ticket)
     self:free_slot(lane)
     if self.stopping or not self.opts.once or self:finished_by_put_back(lane, res.name) then
       self:rest(lane)
@@ -465,10 +482,10 @@ function Sup:lease_in(lane, gen)
     return self:release(lease, p.from)
   end
   self:pump()   -- more room? lease the next one while this one is cleaned
-  self:clean(lane, lease, res, gen)
+  self:clean(lane, lease, res, ticket, gen)
 end
 
-function Sup:clean(lane, lease, res, gen)
+function Sup:clean(lane, lease, res, ticket, gen)
   local p = lane.policy
   local started = core.monotime()
   self.seen[res.name] = true
@@ -476,19 +493,24 @@ function Sup:clean(lane, lease, res, gen)
   self.metrics.in_flight = self.metrics.in_flight + 1
   local record = { kind = "cleaning", lease = lease }
   local outcome, err
+  local watch = safety.watch(record, lease, p)   -- progress_timeout
   if self.stopping and record.killed == nil and self.grace_over then
     outcome, err = "failed", "shutting down"
   else
     jlog.debug("cleaning started", { type = lease.type, name = lease.name, policy = p.where })
     outcome, err = self:run_worker("p" .. p.index, wire.encode_resource(res), p.timeout, record, gen)
   end
+  watch.stop()
+  outcome, err = safety.outcome(self.safety, record, lease, outcome, err)
   self.metrics.in_flight = self.metrics.in_flight - 1
   local elapsed = core.monotime() - started
   self:free_slot(lane)
   self:count(lease.type, outcome)
   self.metrics:observe(lease.type, outcome, elapsed)
   local dest = outcome == "success" and p.to or p.on_failure
-  local fields = { type = lease.type, name = lease.name, outcome = outcome, duration = elapsed, error = err, dest = dest }
+  dest = safety.settle(self.safety, self.api, lane, lease, res, ticket, outcome, err, dest)
+  local fields = { type = lease.type, name = lease.name, outcome = outcome, duration = elapsed, error = err, dest = dest,
+                   last_progress = lease.progress_msg }
   if outcome == "success" then
     self.recent_failures[lease.name] = nil
     jlog.info("cleaned", fields)
@@ -506,7 +528,7 @@ end
 
 function Sup:heartbeat()
   for name, lease in pairs(self.held) do
-    if not lease.releasing then
+    if not lease.releasing and safety.heartbeat_ok(lease) then   -- a hung cleaning is not kept alive
       self:spawn("heartbeat", function()
         local ok, kind, msg = self.api:update(name, lease.via, nil, lease.owner)
         if not ok then jlog.warn("heartbeat failed", { type = lease.type, name = name, error = msg, kind = kind }) end
@@ -607,6 +629,10 @@ function Sup:start()
     end
   end
   self.started = true
+  loop.on_progress(function(id, text)
+    local record = self.workers[id]
+    if record and record.lease then safety.on_progress(record.lease, text) end
+  end)
   self:recover()
   self:schedule()
   self:every(self.opts.update_frequency, function() self:heartbeat() end)

@@ -10,6 +10,7 @@
 -- unknown field 'timout'`.
 local duration = require "bosk.duration"
 local jlog = require "bosk.janitor_log"
+local safety = require "bosk.janitor_safety"
 
 local M = {}
 
@@ -85,6 +86,7 @@ local POLICY_FIELDS = {
   on_failure = is_state, concurrency = is_positive_int, timeout = is_duration,
   clean = is_function,
 }
+for field, checker in pairs(safety.POLICY_FIELDS) do POLICY_FIELDS[field] = checker end  -- janitor safety fields
 
 local REAPER_FIELDS = {
   type = is_name, types = is_names, states = is_names, extra_states = is_names,
@@ -155,7 +157,7 @@ end
 
 -- janitor.exec{"prog", "arg", ..., timeout =, env =, max_output =}
 -- -> ok, output, exit_code[, reason]
-local EXEC_OPTIONS = { timeout = true, env = true, max_output = true }
+local EXEC_OPTIONS = { timeout = true, env = true, max_output = true, readonly = true }
 local function exec(t)
   if type(t) ~= "table" then error("janitor.exec: expects a table {\"prog\", \"arg\", ...}", 2) end
   local argv, opts = {}, {}
@@ -176,6 +178,7 @@ local function exec(t)
     opts.timeout = secs
   end
   if t.env ~= nil and type(t.env) ~= "table" then error("janitor.exec: env must be a table", 2) end
+  if t.readonly ~= nil and type(t.readonly) ~= "boolean" then error("janitor.exec: readonly must be a boolean", 2) end
   opts.env, opts.max_output = t.env, t.max_output
   return require("bosk.exec").run(argv, opts)
 end
@@ -189,6 +192,7 @@ function M.api(reg)
     every = function(interval, fn, name) add_job(reg, interval, fn, name, 2) end,
     exec = exec,
     log = jlog.line,
+    progress = safety.progress,
   }
 end
 

@@ -27,6 +27,15 @@
 extern char **environ;
 static int in_worker;
 
+/* exec_scope (docs/janitor-safety.md): while set, every program started
+ * must carry this text (the resource's name) in one of its arguments;
+ * refused records that one was refused, for a cleaning that caught the
+ * error. Set only in a worker, which cleans one resource and exits. */
+static struct {
+    char *name;
+    int refused;
+} scope;
+
 void exec_enter_worker(void)
 {
     in_worker = 1;
@@ -255,6 +264,20 @@ static const char **build_argv(lua_State *L, int idx, int anchor)
     return argv;
 }
 
+/* Raises when an exec_scope is set and no argument after the program
+ * contains it: the exec is refused before anything starts. */
+static void check_scope(lua_State *L, const char **argv)
+{
+    if (scope.name == NULL)
+        return;
+    for (size_t i = 1; argv[i] != NULL; i++)
+        if (strstr(argv[i], scope.name) != NULL)
+            return;
+    scope.refused = 1;
+    luaL_error(L, "janitor.exec: refused by exec_scope: no argument of '%s' contains "
+               "the resource name '%s'", argv[0], scope.name);
+}
+
 /* Pushes the results: ok, output, exit_code[, reason]. */
 static int push_result(lua_State *L, const exec_spec *spec, exec_result *r)
 {
@@ -305,6 +328,7 @@ static int exec_run(lua_State *L)
     lua_settop(L, 2);
     lua_newtable(L);                                   /* 3: anchor */
     spec.argv = build_argv(L, 1, 3);
+    check_scope(L, spec.argv);
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "timeout");
         spec.timeout = lua_isnil(L, -1) ? 0 : luaL_checknumber(L, -1);
@@ -329,6 +353,26 @@ static int exec_run(lua_State *L)
         return 3;
     }
     return push_result(L, &spec, &r);
+}
+
+/* exec.scope(name | nil) -> nothing: sets or clears the exec_scope.
+ * exec.scope_refused() -> true once an exec was refused under it. */
+static int exec_scope(lua_State *L)
+{
+    const char *name = luaL_optstring(L, 1, NULL);
+    char *copy = NULL;
+    if (name != NULL && *name != '\0' && (copy = strdup(name)) == NULL)
+        return luaL_error(L, "exec.scope: out of memory");
+    free(scope.name);
+    scope.name = copy;
+    scope.refused = 0;
+    return 0;
+}
+
+static int exec_scope_refused(lua_State *L)
+{
+    lua_pushboolean(L, scope.refused);
+    return 1;
 }
 
 /* Whether path names a regular file this process may execute. */
@@ -389,6 +433,8 @@ static int exec_runnable(lua_State *L)
 
 static const luaL_Reg exec_funcs[] = {
     {"run", exec_run},
+    {"scope", exec_scope},
+    {"scope_refused", exec_scope_refused},
     {"runnable", exec_runnable},
     {NULL, NULL}
 };

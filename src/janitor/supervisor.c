@@ -4,6 +4,7 @@
  *   loop.timer(after, every, fn) -> handle   (every = 0: fires once)
  *   loop.signal("TERM"|"INT"|"HUP", fn) -> handle
  *   loop.zygote / zygote_retire / spawn / kill / workers   (workers.c)
+ *   loop.on_progress / progress              (workers.c: janitor.progress)
  *   loop.http(request, cb)                   (janitor_http.c: off the loop thread)
  *   loop.run() / loop.stop() / loop.close()
  *   handle:stop()

@@ -42,6 +42,7 @@ static struct {
     zworker workers[ZYGOTE_MAX_WORKERS];
     int count;
     int used;           /* slots [used, MAX) have never held a worker */
+    uint32_t worker_id; /* in a worker: its id (0 in the zygote and supervisor) */
 } Z;
 
 int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,
@@ -85,6 +86,16 @@ ssize_t wmsg_recv(int fd, char **buf)
 }
 
 /* ---- the worker ---- */
+
+int worker_progress(const char *text, size_t len)
+{
+    if (Z.worker_id == 0)
+        return -1;
+    if (len > WORKER_PROGRESS_MAX)
+        len = WORKER_PROGRESS_MAX;
+    wmsg_header h = { WMSG_PROGRESS, Z.worker_id, 0, 0 };
+    return wmsg_send(Z.fd, &h, text, len, NULL, 0);
+}
 
 /* A worker whose parent died (PR_SET_PDEATHSIG) takes its group down.
  * (Only async-signal-safe calls here, so no walk of /proc: what left the
@@ -189,6 +200,7 @@ static void worker_main(uint32_t id, const char *key, size_t key_len,
     worker_signals();
     close(Z.sigfd);
     exec_enter_worker();
+    Z.worker_id = id;
     lua_State *L = Z.L;
     worker_collector_off(L);
     lua_pushcfunction(L, core_traceback);

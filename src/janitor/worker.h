@@ -12,6 +12,8 @@
  *   zygote -> supervisor   STARTED(id, pid)   EXIT(id, wait status)
  *   worker -> supervisor   REPORT(id, text)   (sent before the worker exits,
  *                                              so it always precedes EXIT)
+ *   worker -> supervisor   PROGRESS(id, text) (janitor.progress, any number
+ *                                              of times before REPORT)
  *
  * Before reporting, a worker leaves its process group and kills it; if that
  * worked, the report says so and ends the cleaning at once (the EXIT that
@@ -28,7 +30,7 @@
 #include <sys/types.h>
 #include <lua.h>
 
-enum { WMSG_RUN = 1, WMSG_KILL, WMSG_STARTED, WMSG_REPORT, WMSG_EXIT };
+enum { WMSG_RUN = 1, WMSG_KILL, WMSG_STARTED, WMSG_REPORT, WMSG_EXIT, WMSG_PROGRESS };
 
 typedef struct {
     uint32_t type;
@@ -57,5 +59,11 @@ int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,
  * malloc'd buffer in *buf (header first), 0 at EOF, -1 with errno
  * (EAGAIN: nothing waiting). */
 ssize_t wmsg_recv(int fd, char **buf);
+
+/* In a worker: sends PROGRESS(text) for the running cleaning (at most
+ * WORKER_PROGRESS_MAX bytes of it). Returns 0, or -1 outside a worker or
+ * when the supervisor is gone. */
+#define WORKER_PROGRESS_MAX 512
+int worker_progress(const char *text, size_t len);
 
 #endif

@@ -6,6 +6,8 @@
  *   loop.spawn(key, payload, on_done[, generation]) -> id
  *   loop.kill(id)                           (the worker's whole group)
  *   loop.workers() -> number of live workers
+ *   loop.on_progress(fn)                    (fn(id, text) for each PROGRESS)
+ *   loop.progress(text) -> bool             (in a worker: report progress)
  *
  * A factory is forked from the supervisor, so its workers see the
  * policies the supervisor had loaded at that moment. A SIGHUP reload loads
@@ -61,7 +63,8 @@ static struct {
     uint32_t next_gen;
     uint32_t next_id;
     worker *workers;
-} S;
+    int progress_ref;       /* Lua fn(id, text) for PROGRESS messages */
+} S = { .progress_ref = LUA_NOREF };
 
 static worker *find_worker(uint32_t id, worker ***link)
 {
@@ -198,13 +201,28 @@ static void finish_worker(worker *w, int status, const char *why)
     zygote_maybe_free(L, z);
 }
 
+/* A PROGRESS from a live worker goes to the on_progress function. */
+static void progress_message(uint32_t id, const char *body, size_t len)
+{
+    if (S.progress_ref == LUA_NOREF)
+        return;
+    lua_State *L = loop_lua();
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S.progress_ref);
+    lua_pushinteger(L, id);
+    lua_pushlstring(L, body, len);
+    loop_call(2);
+}
+
 static void on_message(const wmsg_header *h, const char *body, size_t len)
 {
     worker **link = NULL;
     worker *w = find_worker(h->id, &link);
     if (w == NULL)
         return;
-    if (h->type == WMSG_STARTED) {
+    if (h->type == WMSG_PROGRESS) {
+        if (w->report == NULL)
+            progress_message(h->id, body, len);
+    } else if (h->type == WMSG_STARTED) {
         w->pid = h->value;
     } else if (h->type == WMSG_REPORT && w->report == NULL) {
         w->report = malloc(len + 1);
@@ -388,6 +406,31 @@ static int loop_workers(lua_State *L)
     return 1;
 }
 
+/* loop.on_progress(fn | nil): fn(id, text) runs on the loop for each
+ * janitor.progress of a running worker, whatever its factory. */
+static int loop_on_progress(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (S.progress_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, S.progress_ref);
+    S.progress_ref = LUA_NOREF;
+    if (!lua_isnoneornil(L, 1)) {
+        lua_pushvalue(L, 1);
+        S.progress_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    return 0;
+}
+
+/* loop.progress(text) -> true when sent (false outside a worker). */
+static int loop_progress(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    lua_pushboolean(L, worker_progress(text, len) == 0);
+    return 1;
+}
+
 void janitor_workers_close(lua_State *L)
 {
     while (S.zygotes != NULL) {
@@ -405,6 +448,9 @@ void janitor_workers_close(lua_State *L)
         free(w->report);
         free(w);
     }
+    if (S.progress_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, S.progress_ref);
+    S.progress_ref = LUA_NOREF;
 }
 
 static const luaL_Reg worker_funcs[] = {
@@ -413,6 +459,8 @@ static const luaL_Reg worker_funcs[] = {
     {"spawn", loop_spawn},
     {"kill", loop_kill},
     {"workers", loop_workers},
+    {"on_progress", loop_on_progress},
+    {"progress", loop_progress},
     {NULL, NULL}
 };
 

@@ -1,7 +1,7 @@
 -- fake.lua: drives tests/fake_server.py, the scriptable HTTP server of the
 -- client tests. fake.start(T) -> f with f.url, f.port and:
 --   f:script{resp, ...}  queue responses ({status=, body=, delay=, drop=, ...})
---   f:default(resp)      the answer when the queue is empty
+--   f:default(resp)      the answer when the queue is empty (resp.path: only for that path)
 --   f:requests()         recorded requests (method, path, query, headers, body, conn)
 --   f:reset()            clear everything
 --   f:client(opts)       reset, then a boskos client of it (owner "me", fast dialer)

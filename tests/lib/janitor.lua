@@ -81,6 +81,48 @@ return function(T)
     return stat:match("^%d+ %b() (%a)") ~= "Z"
   end
 
+  -- J.strays(marker) -> pids of live processes whose command line holds
+  -- marker (tests put their temp dir in what their cleanings start).
+  function J.strays(marker)
+    local pids = {}
+    local ls = io.popen("ls /proc")
+    for pid in ls:lines() do
+      if pid:match("^%d+$") then
+        local cmd = T.read_file("/proc/" .. pid .. "/cmdline")
+        if cmd and cmd:find(marker, 1, true) and J.live(pid) then pids[#pids + 1] = tonumber(pid) end
+      end
+    end
+    ls:close()
+    return pids
+  end
+
+  -- Teardown invariants of every janitor case: J.settled(srv, types,
+  -- {janitor = proc, marker = dir, states = {extra...}}) checks that the
+  -- janitor (if given) has exited, that no resource of those types is
+  -- held by anyone, that each is in a defined state (free, dirty,
+  -- quarantine, tombstone, toBeDeleted or one of `states`), and that no
+  -- process whose command line holds `marker` is alive.
+  local SETTLED = { free = true, dirty = true, quarantine = true, tombstone = true, toBeDeleted = true }
+  function J.settled(srv, types, opts)
+    opts = opts or {}
+    if opts.janitor then
+      T.ok(not opts.janitor:alive() or opts.janitor:wait(10) ~= nil, "the janitor has exited")
+    end
+    local allowed = {}
+    for k in pairs(SETTLED) do allowed[k] = true end
+    for _, st in ipairs(opts.states or {}) do allowed[st] = true end
+    for _, rtype in ipairs(types) do
+      for _, r in ipairs(J.resources(srv, rtype)) do
+        T.eq(r.owner, "", "no lease held on " .. r.name .. " (state " .. r.state .. ")")
+        T.ok(allowed[r.state], "defined state for " .. r.name .. ": " .. r.state)
+      end
+    end
+    if opts.marker then
+      T.wait_until(function() return #J.strays(opts.marker) == 0 end, 5,
+                   function() return "no child alive; still running: " .. table.concat(J.strays(opts.marker), " ") end)
+    end
+  end
+
   -- J.post(srv, path) -> status, body: raw protocol calls to set up a scene
   function J.post(srv, path, body)
     return T.http("POST", srv.url .. path, body)
