@@ -1,8 +1,14 @@
 /* store.h: where the ranch keeps its resources between restarts. The
  * ranch holds everything in memory and calls the store, under its lock,
  * with each operation's changes as one transaction: begin, put/del...,
- * commit (or rollback). A change is acknowledged to a client only after
- * commit returned 0. "memory" keeps nothing; "sqlite:PATH" keeps all. */
+ * commit (or rollback). "memory" keeps nothing; "sqlite:PATH" keeps all.
+ *
+ * Group commit (docs/storage.md): a store with a flush op makes commit
+ * cheap and not yet durable; flush then makes every transaction committed
+ * so far durable at once. Such a store counts its commits in `committed`
+ * and the ones flush made durable in `durable` (atomics), and a change is
+ * acknowledged to a client only once durable covers everything the client
+ * was shown (server/group_commit.h). Without flush, commit is durable. */
 #ifndef BOSK_STORE_H
 #define BOSK_STORE_H
 
@@ -34,12 +40,16 @@ typedef struct {
     int (*del_drlc)(store *s, const char *type, char *err, size_t err_len);
     int (*commit)(store *s, char *err, size_t err_len);
     void (*rollback)(store *s);
-    void (*close)(store *s);
+    void (*close)(store *s);   /* flushes first */
+    /* NULL, or: makes every committed transaction durable; on failure
+     * they are all undone in the store (-1 with err). */
+    int (*flush)(store *s, char *err, size_t err_len);
 } store_ops;
 
 struct store {
     const store_ops *ops;
     const char *kind;            /* "memory", "sqlite" */
+    uint64_t committed, durable; /* with flush: commits so far, and made durable */
 };
 
 /* Opens "memory" or "sqlite:PATH"; NULL with err. */

@@ -22,7 +22,7 @@ static void mem_close(store *s) { free(s); }
 
 static const store_ops memory_ops = {
     mem_load, mem_begin, mem_put, mem_del, mem_put_drlc, mem_del_drlc,
-    mem_commit, mem_rollback, mem_close,
+    mem_commit, mem_rollback, mem_close, NULL,
 };
 
 store *store_memory_open(void)

@@ -1,9 +1,15 @@
 /* store_sqlite.c: the "sqlite:PATH" store. WAL journal with
- * synchronous=NORMAL: a commit reaches the OS before the ranch answers, so
+ * synchronous=NORMAL: a flush reaches the OS before the ranch answers, so
  * every acknowledged change survives kill -9 of the server (a power loss
  * may drop the last transactions, never corrupt the file). Only the
  * ranch's lock ever touches the connection, and the file is locked for
- * this process alone. */
+ * this process alone.
+ *
+ * Group commit (docs/storage.md): one SQLite transaction stays open and
+ * collects the ranch's transactions, each a savepoint: begin opens it (and
+ * the outer transaction when none is open), commit releases it (cheap:
+ * nothing is written to the file), rollback undoes that one alone. flush
+ * commits the outer transaction, writing the WAL once for all of them. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +25,8 @@ typedef struct {
     char *path;
     sqlite3 *db;
     sqlite3_stmt *begin, *commit, *rollback, *put, *del, *put_drlc, *del_drlc;
+    sqlite3_stmt *savepoint, *release, *rollback_to;
+    uint64_t in_outer;         /* commits inside the open outer transaction */
 } sqlite_store;
 
 /* Exclusive locking: a second server on the same file fails at start
@@ -27,6 +35,7 @@ static const char schema[] =
     "PRAGMA locking_mode=EXCLUSIVE;"
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
+    "PRAGMA temp_store=MEMORY;"      /* savepoint journals, never a temp file */
     "CREATE TABLE IF NOT EXISTS resources("
     " name TEXT PRIMARY KEY, type TEXT NOT NULL, state TEXT NOT NULL,"
     " owner TEXT NOT NULL, lastupdate INTEGER NOT NULL, expiration INTEGER,"
@@ -91,22 +100,69 @@ static int run(sqlite_store *s, sqlite3_stmt *st, const char *what, char *err, s
 static int sq_begin(store *b, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    return run(s, s->begin, "begin", err, n);
+    if (sqlite3_get_autocommit(s->db) && run(s, s->begin, "begin", err, n) != 0)
+        return -1;
+    return run(s, s->savepoint, "begin", err, n);
 }
 
+/* The transaction joins the open outer one: visible, durable at the next
+ * flush. */
 static int sq_commit(store *b, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    return run(s, s->commit, "commit", err, n);
+    if (run(s, s->release, "commit", err, n) != 0)
+        return -1;
+    s->in_outer++;
+    __atomic_add_fetch(&b->committed, 1, __ATOMIC_SEQ_CST);
+    return 0;
 }
 
+static void step_once(sqlite3_stmt *st)
+{
+    sqlite3_step(st);
+    sqlite3_reset(st);
+}
+
+/* Undoes the current transaction alone; the ones committed before it stay
+ * in the outer transaction. */
 static void sq_rollback(store *b)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (!sqlite3_get_autocommit(s->db)) {
-        sqlite3_step(s->rollback);
-        sqlite3_reset(s->rollback);
+    if (sqlite3_get_autocommit(s->db))
+        return;
+    if (sqlite3_step(s->rollback_to) == SQLITE_DONE) {
+        sqlite3_reset(s->rollback_to);
+        step_once(s->release);
+    } else {
+        /* the savepoint is gone (SQLite rolled the whole transaction
+         * back after an I/O error): flush reports it */
+        sqlite3_reset(s->rollback_to);
     }
+}
+
+/* Commits the outer transaction. On failure it is rolled back, and with it
+ * every transaction committed since the last flush. */
+static int sq_flush(store *b, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    uint64_t upto = __atomic_load_n(&b->committed, __ATOMIC_SEQ_CST);
+    if (sqlite3_get_autocommit(s->db)) {
+        if (s->in_outer > 0) {         /* an I/O error rolled it back */
+            s->in_outer = 0;
+            snprintf(err, n, "sqlite commit %s: the transaction was rolled back by an earlier "
+                     "error", s->path);
+            return -1;
+        }
+        __atomic_store_n(&b->durable, upto, __ATOMIC_SEQ_CST);
+        return 0;
+    }
+    int rc = run(s, s->commit, "commit", err, n);
+    if (rc != 0 && !sqlite3_get_autocommit(s->db))
+        step_once(s->rollback);
+    s->in_outer = 0;
+    if (rc == 0)
+        __atomic_store_n(&b->durable, upto, __ATOMIC_SEQ_CST);
+    return rc;
 }
 
 static int sq_put(store *b, const store_rec *r, char *err, size_t n)
@@ -211,8 +267,12 @@ static int sq_load(store *b, void *ctx, int (*fn)(void *, const store_rec *),
 static void sq_close(store *b)
 {
     sqlite_store *s = (sqlite_store *)b;
+    char err[1024];
+    if (s->db != NULL && s->commit != NULL && sq_flush(b, err, sizeof err) != 0)
+        server_log(SLOG_ERROR, "closing the sqlite store: %s", err);
     sqlite3_stmt *all[] = { s->begin, s->commit, s->rollback, s->put, s->del,
-                            s->put_drlc, s->del_drlc };
+                            s->put_drlc, s->del_drlc, s->savepoint, s->release,
+                            s->rollback_to };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
@@ -223,6 +283,7 @@ static void sq_close(store *b)
 
 static const store_ops sqlite_ops = {
     sq_load, sq_begin, sq_put, sq_del, sq_put_drlc, sq_del_drlc, sq_commit, sq_rollback, sq_close,
+    sq_flush,
 };
 
 static int prepare(sqlite_store *s)
@@ -231,6 +292,9 @@ static int prepare(sqlite_store *s)
         { &s->begin, "BEGIN IMMEDIATE" },
         { &s->commit, "COMMIT" },
         { &s->rollback, "ROLLBACK" },
+        { &s->savepoint, "SAVEPOINT one" },
+        { &s->release, "RELEASE one" },
+        { &s->rollback_to, "ROLLBACK TO one" },
         { &s->put, "INSERT OR REPLACE INTO resources(name, type, state, owner, lastupdate,"
                    " expiration, userdata, seq) VALUES(?, ?, ?, ?, ?, ?, ?, ?)" },
         { &s->del, "DELETE FROM resources WHERE name = ?" },
