@@ -1,10 +1,11 @@
 /* group_commit.c: the committer thread and the parked requests (see
  * group_commit.h).
  *
- * Lock order: the ranch lock, then the committer's mutex. A flush holds the
- * ranch lock (the store's connection is the ranch's), so requests that come
- * meanwhile wait for it and then join the next flush: the bigger the load,
- * the more requests one write to the file serves. */
+ * Lock order: the ranch lock, then the committer's mutex. A flush runs
+ * without the ranch lock (the store queued the writes in memory), so
+ * requests go on meanwhile and join the next flush: the bigger the load,
+ * the more requests one write to the file serves. Only a failed flush
+ * takes the ranch lock, to rebuild memory from the store. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -110,21 +111,23 @@ static void reload_ranch(ranch *r)
     r->sync_wanted = 1;        /* config resources the store lacks come back */
 }
 
+/* On failure every commit not yet durable is undone, including those
+ * queued while the flush ran: they may build on the failed ones. */
 static void flush(group_commit *g)
 {
     ranch *r = g->r;
     char err[1024] = "";
-    pthread_mutex_lock(&r->lock);
     uint64_t lo = durable_of(g);
-    if (g->st->ops->flush(g->st, err, sizeof err) != 0) {
-        uint64_t hi = group_commit_seen(g);
-        server_log(SLOG_ERROR, "storage error: %s; %llu change(s) since the last commit undone",
-                   err, (unsigned long long)(hi - lo));
-        reload_ranch(r);
-        pthread_mutex_lock(&g->mu);
-        g->failed[g->n_failed++ % FAILED_RANGES] = (seq_range){ lo, hi };
-        pthread_mutex_unlock(&g->mu);
-    }
+    if (g->st->ops->flush(g->st, err, sizeof err) == 0)
+        return;
+    pthread_mutex_lock(&r->lock);
+    uint64_t hi = group_commit_seen(g);
+    server_log(SLOG_ERROR, "storage error: %s; the %llu change(s) since the last commit are "
+               "undone", err, (unsigned long long)(hi - lo));
+    reload_ranch(r);
+    pthread_mutex_lock(&g->mu);
+    g->failed[g->n_failed++ % FAILED_RANGES] = (seq_range){ lo, hi };
+    pthread_mutex_unlock(&g->mu);
     pthread_mutex_unlock(&r->lock);
 }
 

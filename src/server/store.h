@@ -4,7 +4,7 @@
  * commit (or rollback). "memory" keeps nothing; "sqlite:PATH" keeps all.
  *
  * Group commit (docs/storage.md): a store with a flush op makes commit
- * cheap and not yet durable; flush then makes every transaction committed
+ * cheap (queued in memory) and not yet durable; flush then makes every transaction committed
  * so far durable at once. Such a store counts its commits in `committed`
  * and the ones flush made durable in `durable` (atomics), and a change is
  * acknowledged to a client only once durable covers everything the client
@@ -41,8 +41,10 @@ typedef struct {
     int (*commit)(store *s, char *err, size_t err_len);
     void (*rollback)(store *s);
     void (*close)(store *s);   /* flushes first */
-    /* NULL, or: makes every committed transaction durable; on failure
-     * they are all undone in the store (-1 with err). */
+    /* NULL, or: makes every committed transaction durable; called
+     * without the ranch lock. On failure (-1 with err) they are not in
+     * the store, and the caller reloads the ranch (load forgets every
+     * transaction not yet flushed). */
     int (*flush)(store *s, char *err, size_t err_len);
 } store_ops;
 

@@ -5,12 +5,14 @@
  * ranch's lock ever touches the connection, and the file is locked for
  * this process alone.
  *
- * Group commit (docs/storage.md): one SQLite transaction stays open and
- * collects the ranch's transactions, each a savepoint: begin opens it (and
- * the outer transaction when none is open), commit releases it (cheap:
- * nothing is written to the file), rollback undoes that one alone. flush
- * commits the outer transaction, writing the WAL once for all of them. */
+ * Group commit (docs/storage.md): the ranch's transactions are queued in
+ * memory (begin, put, del and commit only copy values, under the ranch
+ * lock), and the committer's flush writes all those committed so far as
+ * one SQLite transaction, outside the ranch lock, so that requests go on
+ * while the file is written. Only flush (on the committer thread), load
+ * and close touch the connection. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +22,36 @@
 #include "server/store.h"
 #include "server/server_log.h"
 
+/* One queued write: a prepared statement with copies of its values, or
+ * (sql set) a statement's text with its values in it. */
+enum { SQ_NULL, SQ_INT, SQ_TEXT };
+typedef struct {
+    int kind;
+    int64_t num;
+    const char *text;
+} sq_val;
+
+typedef struct pending {
+    struct pending *next;
+    sqlite3_stmt *st;
+    char *sql;
+    const char *what;         /* for error messages */
+    int nv;
+    sq_val v[];               /* texts follow, in the same allocation */
+} pending;
+
 typedef struct {
     store base;
     char *path;
     sqlite3 *db;
     sqlite3_stmt *begin, *commit, *rollback, *put, *del, *put_drlc, *del_drlc;
-    sqlite3_stmt *savepoint, *release, *rollback_to;
-    uint64_t in_outer;         /* commits inside the open outer transaction */
+    pending *cur, *cur_tail;   /* the open transaction (ranch lock) */
+    pthread_mutex_t mu;        /* guards done and the commit count */
+    pending *done, *done_tail; /* committed, not yet flushed */
 } sqlite_store;
+
+/* Set on the committer while it flushes: statements run, not queue. */
+static _Thread_local int in_flush;
 
 /* Exclusive locking: a second server on the same file fails at start
  * instead of leasing the same resources twice. */
@@ -35,7 +59,6 @@ static const char schema[] =
     "PRAGMA locking_mode=EXCLUSIVE;"
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
-    "PRAGMA temp_store=MEMORY;"      /* savepoint journals, never a temp file */
     "CREATE TABLE IF NOT EXISTS resources("
     " name TEXT PRIMARY KEY, type TEXT NOT NULL, state TEXT NOT NULL,"
     " owner TEXT NOT NULL, lastupdate INTEGER NOT NULL, expiration INTEGER,"
@@ -87,8 +110,83 @@ static int fail(sqlite_store *s, const char *what, char *err, size_t n)
     return -1;
 }
 
+/* ---- the queue of writes ---- */
+
+static void pending_free(pending *p)
+{
+    while (p) {
+        pending *next = p->next;
+        free(p->sql);
+        free(p);
+        p = next;
+    }
+}
+
+static void append(pending **head, pending **tail, pending *p)
+{
+    p->next = NULL;
+    if (*tail)
+        (*tail)->next = p;
+    else
+        *head = p;
+    *tail = p;
+}
+
+/* Queues st with these values in the open transaction (the caller holds
+ * the ranch lock). Texts are copied into the entry. */
+static int queue(sqlite_store *s, sqlite3_stmt *st, const char *what, int nv, const sq_val *v,
+                 char *err, size_t n)
+{
+    size_t bytes = sizeof(pending) + (size_t)nv * sizeof(sq_val);
+    for (int i = 0; i < nv; i++)
+        if (v[i].kind == SQ_TEXT)
+            bytes += strlen(v[i].text) + 1;
+    pending *p = malloc(bytes);
+    if (p == NULL) {
+        snprintf(err, n, "sqlite %s %s: out of memory", what, s->path);
+        return -1;
+    }
+    *p = (pending){ NULL, st, NULL, what, nv };
+    char *texts = (char *)(p->v + nv);
+    for (int i = 0; i < nv; i++) {
+        p->v[i] = v[i];
+        if (v[i].kind == SQ_TEXT) {
+            size_t len = strlen(v[i].text) + 1;
+            memcpy(texts, v[i].text, len);
+            p->v[i].text = texts;
+            texts += len;
+        }
+    }
+    append(&s->cur, &s->cur_tail, p);
+    return 0;
+}
+
+/* Runs a statement. Only the committer runs statements; a write op that
+ * binds a statement and calls this from under the ranch lock has it
+ * queued as SQL text with its values, and written by the next flush. */
 static int run(sqlite_store *s, sqlite3_stmt *st, const char *what, char *err, size_t n)
 {
+    if (!in_flush) {
+        char *sql = sqlite3_expanded_sql(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        pending *p = sql ? calloc(1, sizeof *p) : NULL;
+        if (p == NULL) {
+            sqlite3_free(sql);
+            snprintf(err, n, "sqlite %s %s: out of memory", what, s->path);
+            return -1;
+        }
+        p->sql = strdup(sql);
+        sqlite3_free(sql);
+        p->what = what;
+        if (p->sql == NULL) {
+            free(p);
+            snprintf(err, n, "sqlite %s %s: out of memory", what, s->path);
+            return -1;
+        }
+        append(&s->cur, &s->cur_tail, p);
+        return 0;
+    }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -100,66 +198,101 @@ static int run(sqlite_store *s, sqlite3_stmt *st, const char *what, char *err, s
 static int sq_begin(store *b, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (sqlite3_get_autocommit(s->db) && run(s, s->begin, "begin", err, n) != 0)
-        return -1;
-    return run(s, s->savepoint, "begin", err, n);
-}
-
-/* The transaction joins the open outer one: visible, durable at the next
- * flush. */
-static int sq_commit(store *b, char *err, size_t n)
-{
-    sqlite_store *s = (sqlite_store *)b;
-    if (run(s, s->release, "commit", err, n) != 0)
-        return -1;
-    s->in_outer++;
-    __atomic_add_fetch(&b->committed, 1, __ATOMIC_SEQ_CST);
+    pending_free(s->cur);      /* left by a caller that neither committed nor rolled back */
+    s->cur = s->cur_tail = NULL;
     return 0;
 }
 
-static void step_once(sqlite3_stmt *st)
+/* The transaction joins the committed ones: visible at once (the ranch
+ * applies it), durable at the next flush. */
+static int sq_commit(store *b, char *err, size_t n)
 {
-    sqlite3_step(st);
-    sqlite3_reset(st);
+    sqlite_store *s = (sqlite_store *)b;
+    pthread_mutex_lock(&s->mu);
+    if (s->cur) {
+        if (s->done_tail)
+            s->done_tail->next = s->cur;
+        else
+            s->done = s->cur;
+        s->done_tail = s->cur_tail;
+    }
+    __atomic_add_fetch(&b->committed, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&s->mu);
+    s->cur = s->cur_tail = NULL;
+    return 0;
 }
 
-/* Undoes the current transaction alone; the ones committed before it stay
- * in the outer transaction. */
 static void sq_rollback(store *b)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (sqlite3_get_autocommit(s->db))
-        return;
-    if (sqlite3_step(s->rollback_to) == SQLITE_DONE) {
-        sqlite3_reset(s->rollback_to);
-        step_once(s->release);
-    } else {
-        /* the savepoint is gone (SQLite rolled the whole transaction
-         * back after an I/O error): flush reports it */
-        sqlite3_reset(s->rollback_to);
-    }
+    pending_free(s->cur);
+    s->cur = s->cur_tail = NULL;
 }
 
-/* Commits the outer transaction. On failure it is rolled back, and with it
- * every transaction committed since the last flush. */
+/* Drops every write not yet flushed (they were undone, or are about to
+ * be: load and close). */
+static void drop_queued(sqlite_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    pending_free(s->done);
+    s->done = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    sq_rollback(&s->base);
+}
+
+static int bind_all(sqlite_store *s, const pending *p, char *err, size_t n)
+{
+    for (int i = 0; i < p->nv; i++) {
+        const sq_val *v = &p->v[i];
+        int rc = v->kind == SQ_TEXT ? sqlite3_bind_text(p->st, i + 1, v->text, -1, SQLITE_STATIC)
+               : v->kind == SQ_INT ? sqlite3_bind_int64(p->st, i + 1, v->num)
+               : sqlite3_bind_null(p->st, i + 1);
+        if (rc != SQLITE_OK)
+            return fail(s, p->what, err, n);
+    }
+    return 0;
+}
+
+static int write_one(sqlite_store *s, const pending *p, char *err, size_t n)
+{
+    if (p->sql) {
+        if (sqlite3_exec(s->db, p->sql, NULL, NULL, NULL) != SQLITE_OK)
+            return fail(s, p->what, err, n);
+        return 0;
+    }
+    if (bind_all(s, p, err, n) != 0) {
+        sqlite3_clear_bindings(p->st);
+        return -1;
+    }
+    return run(s, p->st, p->what, err, n);
+}
+
+/* Writes the queued transactions as one SQLite transaction. Called by the
+ * committer without the ranch lock: only the swap of the queue takes the
+ * store's mutex, and the ranch meanwhile queues the next group. */
 static int sq_flush(store *b, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
+    pthread_mutex_lock(&s->mu);
+    pending *todo = s->done;
+    s->done = s->done_tail = NULL;
     uint64_t upto = __atomic_load_n(&b->committed, __ATOMIC_SEQ_CST);
-    if (sqlite3_get_autocommit(s->db)) {
-        if (s->in_outer > 0) {         /* an I/O error rolled it back */
-            s->in_outer = 0;
-            snprintf(err, n, "sqlite commit %s: the transaction was rolled back by an earlier "
-                     "error", s->path);
-            return -1;
+    pthread_mutex_unlock(&s->mu);
+    int rc = 0;
+    in_flush = 1;
+    if (todo) {
+        rc = run(s, s->begin, "begin", err, n);
+        for (const pending *p = todo; rc == 0 && p; p = p->next)
+            rc = write_one(s, p, err, n);
+        if (rc == 0)
+            rc = run(s, s->commit, "commit", err, n);
+        if (rc != 0 && !sqlite3_get_autocommit(s->db)) {
+            sqlite3_step(s->rollback);
+            sqlite3_reset(s->rollback);
         }
-        __atomic_store_n(&b->durable, upto, __ATOMIC_SEQ_CST);
-        return 0;
     }
-    int rc = run(s, s->commit, "commit", err, n);
-    if (rc != 0 && !sqlite3_get_autocommit(s->db))
-        step_once(s->rollback);
-    s->in_outer = 0;
+    in_flush = 0;
+    pending_free(todo);
     if (rc == 0)
         __atomic_store_n(&b->durable, upto, __ATOMIC_SEQ_CST);
     return rc;
@@ -168,42 +301,34 @@ static int sq_flush(store *b, char *err, size_t n)
 static int sq_put(store *b, const store_rec *r, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    sqlite3_stmt *st = s->put;
-    if (sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 2, r->type, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 3, r->state, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 4, r->owner, -1, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 5, r->lastupdate) ||
-        (r->has_exp ? sqlite3_bind_int64(st, 6, r->expiration) : sqlite3_bind_null(st, 6)) ||
-        sqlite3_bind_text(st, 7, r->userdata, -1, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 8, (sqlite3_int64)r->seq))
-        return fail(s, "bind resource", err, n);
-    return run(s, st, "write resource", err, n);
+    sq_val v[8] = {
+        { SQ_TEXT, 0, r->name }, { SQ_TEXT, 0, r->type }, { SQ_TEXT, 0, r->state },
+        { SQ_TEXT, 0, r->owner }, { SQ_INT, r->lastupdate, NULL },
+        { r->has_exp ? SQ_INT : SQ_NULL, r->expiration, NULL }, { SQ_TEXT, 0, r->userdata },
+        { SQ_INT, (int64_t)r->seq, NULL },
+    };
+    return queue(s, s->put, "write resource", 8, v, err, n);
 }
 
 static int sq_del(store *b, const char *name, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (sqlite3_bind_text(s->del, 1, name, -1, SQLITE_STATIC))
-        return fail(s, "bind name", err, n);
-    return run(s, s->del, "delete resource", err, n);
+    sq_val v[1] = { { SQ_TEXT, 0, name } };
+    return queue(s, s->del, "delete resource", 1, v, err, n);
 }
 
 static int sq_put_drlc(store *b, const char *type, const char *json, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (sqlite3_bind_text(s->put_drlc, 1, type, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(s->put_drlc, 2, json, -1, SQLITE_STATIC))
-        return fail(s, "bind lifecycle", err, n);
-    return run(s, s->put_drlc, "write lifecycle", err, n);
+    sq_val v[2] = { { SQ_TEXT, 0, type }, { SQ_TEXT, 0, json } };
+    return queue(s, s->put_drlc, "write lifecycle", 2, v, err, n);
 }
 
 static int sq_del_drlc(store *b, const char *type, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (sqlite3_bind_text(s->del_drlc, 1, type, -1, SQLITE_STATIC))
-        return fail(s, "bind lifecycle", err, n);
-    return run(s, s->del_drlc, "delete lifecycle", err, n);
+    sq_val v[1] = { { SQ_TEXT, 0, type } };
+    return queue(s, s->del_drlc, "delete lifecycle", 1, v, err, n);
 }
 
 static const char *col_text(sqlite3_stmt *st, int i)
@@ -259,6 +384,7 @@ static int sq_load(store *b, void *ctx, int (*fn)(void *, const store_rec *),
                    int (*fn_drlc)(void *, const char *, const char *), char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
+    drop_queued(s);            /* what is stored, not what was queued */
     if (load_resources(s, ctx, fn, err, n) != 0)
         return -1;
     return load_drlcs(s, ctx, fn_drlc, err, n);
@@ -270,9 +396,10 @@ static void sq_close(store *b)
     char err[1024];
     if (s->db != NULL && s->commit != NULL && sq_flush(b, err, sizeof err) != 0)
         server_log(SLOG_ERROR, "closing the sqlite store: %s", err);
+    drop_queued(s);
+    pthread_mutex_destroy(&s->mu);
     sqlite3_stmt *all[] = { s->begin, s->commit, s->rollback, s->put, s->del,
-                            s->put_drlc, s->del_drlc, s->savepoint, s->release,
-                            s->rollback_to };
+                            s->put_drlc, s->del_drlc };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
@@ -292,9 +419,6 @@ static int prepare(sqlite_store *s)
         { &s->begin, "BEGIN IMMEDIATE" },
         { &s->commit, "COMMIT" },
         { &s->rollback, "ROLLBACK" },
-        { &s->savepoint, "SAVEPOINT one" },
-        { &s->release, "RELEASE one" },
-        { &s->rollback_to, "ROLLBACK TO one" },
         { &s->put, "INSERT OR REPLACE INTO resources(name, type, state, owner, lastupdate,"
                    " expiration, userdata, seq) VALUES(?, ?, ?, ?, ?, ?, ?, ?)" },
         { &s->del, "DELETE FROM resources WHERE name = ?" },
@@ -315,6 +439,7 @@ store *store_sqlite_open(const char *path, char *err, size_t n)
         free(s);
         return NULL;
     }
+    pthread_mutex_init(&s->mu, NULL);
     s->base.ops = &sqlite_ops;
     s->base.kind = "sqlite";
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
