@@ -35,6 +35,7 @@ struct group_commit {
     pthread_cond_t wake;
     gc_waiter *waiters;
     int wanted, stop;
+    int closing;              /* release_all was called: park no more */
     seq_range failed[FAILED_RANGES];
     size_t n_failed;          /* ever recorded; the last FAILED_RANGES kept */
 };
@@ -62,7 +63,8 @@ static int seq_failed(const group_commit *g, uint64_t seq)
 gc_wait group_commit_wait(group_commit *g, gc_waiter *w, struct MHD_Connection *c, uint64_t seq)
 {
     pthread_mutex_lock(&g->mu);
-    gc_wait rc = seq_failed(g, seq) ? GC_FAILED : seq <= durable_of(g) ? GC_DURABLE : GC_PARKED;
+    gc_wait rc = seq_failed(g, seq) ? GC_FAILED : seq <= durable_of(g) ? GC_DURABLE
+               : g->closing ? GC_FAILED : GC_PARKED;
     if (rc == GC_PARKED) {
         /* suspended before the committer can see w, so its resume always
          * finds the connection suspended */
@@ -163,6 +165,16 @@ static void *committer(void *arg)
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
+}
+
+void group_commit_release_all(group_commit *g)
+{
+    if (g == NULL)
+        return;
+    pthread_mutex_lock(&g->mu);
+    g->closing = 1;
+    settle(g, 1);
+    pthread_mutex_unlock(&g->mu);
 }
 
 int group_commit_start(ranch *r, store *st, group_commit **out, char *err, size_t n)

@@ -38,6 +38,11 @@ typedef enum { GC_DURABLE, GC_FAILED, GC_PARKED } gc_wait;
 int group_commit_start(ranch *r, store *st, group_commit **out, char *err, size_t err_len);
 /* Flushes what is left, settles every waiter, ends the thread. */
 void group_commit_stop(group_commit *g);
+/* Resumes every parked request at once (a storage error for those whose
+ * commits are not durable yet) and parks no more: for a stop that cannot
+ * wait longer, as libmicrohttpd must not stop with suspended connections.
+ * g may be NULL. */
+void group_commit_release_all(group_commit *g);
 /* The commits a request dispatched now may have seen. */
 uint64_t group_commit_seen(const group_commit *g);
 /* GC_DURABLE or GC_FAILED: answer now. GC_PARKED: the connection is

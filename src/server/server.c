@@ -293,9 +293,17 @@ static void stop_http(struct MHD_Daemon *d, handlers_ctx *h)
         nanosleep(&ts, NULL);
     }
     int left = __atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST);
-    if (left > 0)
+    if (left > 0) {
         server_log(SLOG_WARN, "%d request(s) still unfinished after 5 s; closing their connections",
                    left);
+        /* libmicrohttpd aborts when stopped with a suspended connection:
+         * answer the ones still waiting for a commit, and let its threads
+         * take them back (at most a second) */
+        group_commit_release_all(h->gc);
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        for (int i = 0; i < 100 && __atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST) > 0; i++)
+            nanosleep(&ts, NULL);
+    }
     dl_mhd.stop_daemon(d);
 }
 
