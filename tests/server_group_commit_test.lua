@@ -121,4 +121,52 @@ T.test("answers wait for their commit, and a stop flushes the rest", function()
   S.stop(T, again)
 end)
 
+-- A flush that cannot be written (the WAL reaches the file size limit:
+-- ulimit -f, with SIGXFSZ ignored so that the write fails with EFBIG):
+-- the request that saw it gets a 500 storage error, memory is rebuilt from
+-- the file (the failed change is not there), and the server goes on.
+T.test("a commit that cannot be written: 500, memory back to the file, server alive", function()
+  local dir = T.tmpdir()
+  local names = {}
+  for i = 1, 20 do names[#names + 1] = "r" .. i end
+  local cfg = T.write_file(dir .. "/config.yaml", "resources:\n- type: t\n  state: free\n  names: [" ..
+                           table.concat(names, ", ") .. "]\n")
+  local port = S.free_port(T)
+  local url = "http://127.0.0.1:" .. port
+  local proc = T.spawn{ "sh", "-c", "trap '' XFSZ; ulimit -f 256; exec \"$0\" server --config \"$1\" " ..
+                        "--storage \"$2\" --listen \"$3\"", T.bosk, cfg, "sqlite:" .. dir .. "/bosk.db",
+                        "127.0.0.1:" .. port }
+  T.wait_until(function()
+    if not proc:alive() then error("bosk server exited:\n" .. proc:output(), 0) end
+    return T.http("GET", url .. "/") == 200
+  end, 10, "bosk server on " .. url)
+  local failed, on, body
+  for i = 1, 400 do
+    local st
+    st, body = T.http("POST", url .. "/acquire?type=t&state=free&dest=busy&owner=o" .. i)
+    if st ~= 200 then failed, on = i, "acquire" break end
+    local name = S.decode(body).name
+    st, body = T.http("POST", url .. "/release?dest=free&owner=o" .. i .. "&name=" .. name)
+    if st ~= 200 then failed, on = i, "release" break end
+  end
+  T.ok(failed ~= nil, "a commit failed within 400 acquire+release pairs")
+  T.contains(body, "storage error: the change could not be made durable and was undone",
+             "the answer of the " .. tostring(on))
+  local st, list = T.http("GET", url .. "/resources?type=t")
+  T.eq(st, 200, "the server still answers", list)
+  local owned = {}
+  for _, r in ipairs(S.decode(list)) do
+    if r.owner ~= "" then owned[#owned + 1] = r.owner end
+  end
+  -- a failed acquire leased nothing; a failed release left the lease
+  T.eq(owned, on == "acquire" and {} or { "o" .. failed }, "leases after the failed " .. tostring(on))
+  T.contains(proc:output(), "undone", "the server log")
+  T.ok(proc:alive(), "the server is still running")
+  proc:kill("TERM")
+  T.ok(proc:wait(10) ~= nil, "the server stopped")
+  local log = proc:output()
+  T.ok(not log:find("Sanitizer", 1, true) and not log:find("runtime error", 1, true),
+       "sanitizer report", log)
+end)
+
 T.cleanup()

@@ -129,6 +129,11 @@ static void flush(group_commit *g)
     reload_ranch(r);
     pthread_mutex_lock(&g->mu);
     g->failed[g->n_failed++ % FAILED_RANGES] = (seq_range){ lo, hi };
+    /* the reloaded state is one more commit, durable: a request that
+     * sees it is not mistaken for one that saw the undone ones (set after
+     * the range, so that no waiter takes an undone commit for durable) */
+    __atomic_store_n(&g->st->committed, hi + 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&g->st->durable, hi + 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&g->mu);
     pthread_mutex_unlock(&r->lock);
 }

@@ -44,7 +44,8 @@ typedef struct {
     /* NULL, or: makes every committed transaction durable; called
      * without the ranch lock. On failure (-1 with err) they are not in
      * the store, and the caller reloads the ranch (load forgets every
-     * transaction not yet flushed). */
+     * transaction not yet flushed) and counts the reload as one more
+     * commit, durable. */
     int (*flush)(store *s, char *err, size_t err_len);
 } store_ops;
 
