@@ -5,6 +5,7 @@
 #   make test SANITIZE=1   the same under ASan + UBSan (separate build dir)
 #   make bench        benchmarks (not timed tests); figures go in README.md
 #   make demo         the main job on the embedded default config
+#   make fuzz         libFuzzer harnesses, FUZZ_SECONDS=N each (tests/fuzz/fuzz.mk)
 #
 # Every C file under src/ is compiled (src/core shared, src/client,
 # src/server, src/janitor one part each); every .lua under lua/ is embedded.
@@ -102,6 +103,9 @@ demo: deps
 
 clean:
 	rm -rf build
+
+# (optional: a build context without tests/, as the Dockerfile's, has none)
+-include tests/fuzz/fuzz.mk
 
 -include $(OBJS:.o=.d)
 include mk/install.mk

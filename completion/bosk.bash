@@ -15,7 +15,12 @@ _bosk_flags()
                          --sync-period --log-level --namespace --in_memory --kubeconfig
                          --dynamic-resource-update-period --help" ;;
         janitor)   echo "$_bosk_common_flags --once --pool-size --update-frequency --state-file
-                         --metrics-listen --grace --poll-interval --log-format" ;;
+                         --metrics-listen --grace --poll-interval --log-format --log-level
+                         --progress-every --resource-type --resource-type-from-config
+                         --janitor-path" ;;
+        reaper)    echo "$_bosk_common_flags --resource-type --resource-type-from-config --expire
+                         --target-state --extra-source-states --every --once --log-level
+                         --log-format" ;;
         acquire)   echo "$_bosk_common_flags --type --state --target-state --timeout" ;;
         release)   echo "$_bosk_common_flags --name --target-state" ;;
         heartbeat) echo "$_bosk_common_flags --resource --period --timeout --retries" ;;
@@ -23,6 +28,8 @@ _bosk_flags()
         reset)     echo "$_bosk_common_flags --type --state --expire --target-state" ;;
         status)    echo "$_bosk_common_flags --type --json" ;;
         list)      echo "$_bosk_common_flags --type --state --owner --json --timeout" ;;
+        history)   echo "$_bosk_common_flags --name --limit --json --timeout" ;;
+        hold)      echo "$_bosk_common_flags --name --for --reason --state --timeout" ;;
     esac
 }
 
@@ -36,7 +43,7 @@ _bosk()
         words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
     fi
 
-    local commands="run repl server janitor acquire release heartbeat metric metrics reset status list version help"
+    local commands="run repl server janitor reaper acquire release heartbeat metric metrics reset status list history hold version help"
     # The subcommand: the first word that is not a flag or a flag's value
     # (global flags may come before it, as boskosctl allows).
     local cmd="" i
@@ -71,7 +78,7 @@ _bosk()
         -e|--boskos-url|--server-url|--owner|--owner-name|--username|--type|--name|\
         --listen|--port|--metrics-port|--metrics-listen|--request-ttl|--sync-period|\
         --timeout|--period|--retries|--expire|--pool-size|--update-frequency|--grace|\
-        --poll-interval|--resource)
+        --poll-interval|--resource|--limit|--for|--reason)
             return ;;
     esac
 

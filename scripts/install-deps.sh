@@ -13,6 +13,7 @@ packages=(
   libuv1-dev libreadline-dev libcjson-dev
   python3 procps bc
   groff-base luarocks   # tests/install_test.lua: man pages, luarocks make
+  clang libclang-rt-dev   # make fuzz, and tests/fuzz_test.lua under make test
 )
 if [ "${1:-}" = "--bench" ]; then
   packages=(wrk hyperfine)

@@ -7,7 +7,8 @@ sockets, so it can misbehave on purpose.
 
 Control API (never recorded, never consumes the script):
   POST /_script    body: JSON list of responses, appended to the queue
-  POST /_default   body: JSON response used when the queue is empty
+  POST /_default   body: JSON response used when the queue is empty; with
+                   "path": only for requests to that path
   POST /_reset     clears queue, default and recorded requests
   GET  /_requests  JSON list of recorded requests:
                    {method, path, query, target, headers: {lowercase: value},
@@ -20,7 +21,9 @@ object with optional fields:
   truncate (send only N bytes of the body, then close),
   huge (stream N bytes of body, Content-Length N), close (Connection: close),
   no_length (no Content-Length: the body ends when the connection closes),
-  raw (send these bytes instead of a response, then close).
+  raw (send these bytes instead of a response, then close),
+  path (only a request to this path takes it; others skip it: lets a
+        test script a server whose requests interleave, as a janitor's do).
 """
 import http.client
 import json
@@ -33,6 +36,7 @@ import urllib.parse
 lock = threading.Lock()
 queue = []
 default = {}
+path_defaults = {}
 recorded = []
 conn_counter = [0]
 
@@ -95,11 +99,16 @@ def control(sock, method, path, body):
             queue.extend(items)
             send_plain(sock, 200, "{}")
         elif path == "/_default" and method == "POST":
-            default = json.loads(body or b"{}")
+            spec = json.loads(body or b"{}")
+            if "path" in spec:
+                path_defaults[spec["path"]] = spec
+            else:
+                default = spec
             send_plain(sock, 200, "{}")
         elif path == "/_reset" and method == "POST":
             queue.clear()
             recorded.clear()
+            path_defaults.clear()
             default = {}
             send_plain(sock, 200, "{}")
         elif path == "/_requests":
@@ -150,6 +159,15 @@ def respond(sock, spec):
     return not spec.get("close")
 
 
+def next_response(path):
+    """The first queued response for this path (or for any path); else the
+    path's default, else the default. Called with the lock held."""
+    for i, spec in enumerate(queue):
+        if spec.get("path", path) == path:
+            return queue.pop(i)
+    return path_defaults.get(path, default)
+
+
 def serve_conn(sock, addr):
     with lock:
         conn_counter[0] += 1
@@ -172,7 +190,7 @@ def serve_conn(sock, addr):
                     "body": body.decode("utf-8", "replace"),
                     "conn": conn_id, "client_port": addr[1],
                 })
-                spec = queue.pop(0) if queue else default
+                spec = next_response(u.path)
             if not respond(sock, spec):
                 return
     except (OSError, ValueError):

@@ -10,7 +10,7 @@ local subcommands = {
   janitor = "bosk.janitor_cli",
   acquire = "bosk.ctl", release = "bosk.ctl", heartbeat = "bosk.ctl",
   metric = "bosk.ctl", metrics = "bosk.ctl", reset = "bosk.ctl",
-  status = "bosk.ctl", list = "bosk.ctl",
+  status = "bosk.ctl", list = "bosk.ctl", history = "bosk.ctl", hold = "bosk.ctl",
 }
 
 local usage = [==[
@@ -21,10 +21,14 @@ commands:
   repl                                   interactive Lua with a client
   server --config FILE [...]             a boskos-compatible server
   janitor [--once] POLICY.lua...         clean resources with Lua policies
+  reaper --resource-type T1,T2 [...]     move stale leases to dirty (upstream's reaper)
   acquire | release | heartbeat | metric | reset | status
                                          boskosctl-style one-liners
   list [--type T] [--state S] [--owner O] [--json]
                                          the resources, as a table
+  history NAME [--limit K] [--json]      a resource's recorded changes
+  hold --name N --for DURATION [--reason TEXT]
+                                         keep a leased resource from the reaper
   version (or --version)                 print "bosk VERSION"
 ]==]
 

@@ -680,6 +680,157 @@ function Client:list(filter)
   end)
 end
 
+---------------------------------------------------------------------------
+-- bosk server extensions: history and holds (docs/history.md).
+
+local HISTORY_FIELDS = { "time", "endpoint", "from", "to", "owner_from", "owner_to" }
+
+-- One decoded event as a plain table, or nil, err.
+local function history_event(v)
+  if type(v) ~= "table" then return nil, "json: a history event is not an object" end
+  local e = { userdata_changed = {} }
+  for _, k in ipairs(HISTORY_FIELDS) do
+    local f = v[k]
+    if f == nil or f == wire.null then f = "" end
+    if type(f) ~= "string" then return nil, format("json: history field %q is not a string", k) end
+    e[k] = f
+  end
+  local keys = v.userdata_changed
+  if keys ~= nil and keys ~= wire.null then
+    if type(keys) ~= "table" then return nil, "json: history field \"userdata_changed\" is not a list" end
+    for i, key in ipairs(keys) do
+      if type(key) ~= "string" then return nil, "json: a changed user data key is not a string" end
+      e.userdata_changed[i] = key
+    end
+  end
+  -- the server lists at most 100 keys and counts them all
+  local count = v.userdata_changed_count
+  e.userdata_changed_count = type(count) == "number" and math.tointeger(count) or #e.userdata_changed
+  return e
+end
+
+local function decode_history(body)
+  local v, err = wire.decode_json(body)
+  if v == nil then return nil, err end
+  if v == wire.null then return {} end
+  if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
+    return nil, "json: the history is not a list"
+  end
+  local out = {}
+  for i, item in ipairs(v) do
+    local e, eerr = history_event(item)
+    if not e then return nil, eerr end
+    out[i] = e
+  end
+  return out
+end
+
+-- c:history(name[, limit]) -> array of events, newest first ({time=,
+-- endpoint=, from=, to=, owner_from=, owner_to=, userdata_changed={keys},
+-- userdata_changed_count=n}),
+-- or nil, err. bosk server's GET /history; a server without it (upstream
+-- Boskos answers unknown paths 200 with no body) is an error that says so.
+function Client:history(name, limit)
+  check_client(self, "history")
+  check_type(name, "string", 1, "history")
+  check_type(limit, "number", 2, "history", true)
+  if limit ~= nil and (math.type(limit) ~= "integer" and limit ~= math.floor(limit) or limit < 1) then
+    arg_error(2, "history", "limit must be a whole number from 1")
+  end
+  local params = { name = name, limit = limit and format("%d", limit) or nil }
+  return retry(self, function()
+    local status, line, body = self:_send("GET", "/history", params)
+    if not status then return nil, line end
+    if status == 200 and not body:find("^%s*[%[n]") then
+      return false, wire.error(format(
+        "the server at %s does not keep history (GET /history is a bosk server extension)", self.url))
+    end
+    if status == 404 then
+      return false, wire.error((body:gsub("%s+$", "")), { status = 404 })
+    end
+    if status ~= 200 then return nil, status_error(line, status) end
+    local list, err = decode_history(body)
+    if not list then return false, wire.error(err) end
+    return true, list
+  end)
+end
+
+M.HOLD_UNTIL, M.HOLD_REASON = "bosk.hold/until", "bosk.hold/reason"
+
+-- The current state of name, for an update that keeps it: the client's
+-- own record, else the server's listing. nil, err when neither can tell.
+local function current_state(self, name)
+  local r = self.storage:get(name)
+  if r then return r.state end
+  local list, err = self:list { name = name }
+  if list == nil then
+    return nil, wire.error(format("cannot tell the state of %s (%s); pass it as the state argument",
+                                  name, tostring(err)))
+  end
+  if #list == 0 then return nil, wire.error("no resource " .. name, { status = 404 }) end
+  return list[1].state
+end
+
+-- An /update that keeps the state; 401/404/409 (not the caller's, gone,
+-- moved on) are answered at once, not retried as a heartbeat would be.
+local function update_keeping_state(self, name, state, ud)
+  local params = { name = name, owner = self.owner, state = state }
+  local body = userdata_body(ud)
+  return retry(self, function()
+    local status, line, resp = self:_send("POST", "/update", params, body)
+    if not status then return nil, line end
+    if status == 200 then return true, true end
+    local err = status_error(line, status, nil, " updating " .. name)
+    if ccore.meaning("/update", status) == "lost" then
+      local says = resp and resp:gsub("%s+$", "") or ""
+      return false, wire.error(tostring(err) .. (says ~= "" and (": " .. says) or ""), { status = status })
+    end
+    return nil, err
+  end)
+end
+
+-- c:hold(name, duration[, reason[, state]]) -> the hold's end (RFC 3339,
+-- UTC), or nil, err. On a resource the caller owns: sets bosk.hold/until
+-- and bosk.hold/reason in its user data, keeping its state (given, or
+-- found as current_state does). bosk server's /reset leaves it alone until
+-- then; upstream Boskos records it but its reaper does not honour it.
+-- duration: seconds or a Go duration; 0 (or less) clears the hold.
+function Client:hold(name, dur, reason, state)
+  check_client(self, "hold")
+  check_type(name, "string", 1, "hold")
+  if type(dur) ~= "number" and type(dur) ~= "string" then
+    arg_error(2, "hold", "number or duration string expected, got " .. type(dur))
+  end
+  check_type(reason, "string", 3, "hold", true)
+  check_type(state, "string", 4, "hold", true)
+  local secs = duration.seconds(dur, "bad argument #2 to 'hold'", 2)
+  if secs <= 0 then return self:unhold(name, state) end
+  local err
+  if state == nil then
+    state, err = current_state(self, name)
+    if state == nil then return nil, err end
+  end
+  local until_text = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + math.ceil(secs))
+  local ok
+  ok, err = update_keeping_state(self, name, state, { [M.HOLD_UNTIL] = until_text, [M.HOLD_REASON] = reason or "" })
+  if not ok then return nil, err end
+  return until_text
+end
+
+-- c:unhold(name[, state]) -> true, or nil, err: removes both hold keys
+-- (a value "" deletes a key, as Boskos merges user data).
+function Client:unhold(name, state)
+  check_client(self, "unhold")
+  check_type(name, "string", 1, "unhold")
+  check_type(state, "string", 2, "unhold", true)
+  local err
+  if state == nil then
+    state, err = current_state(self, name)
+    if state == nil then return nil, err end
+  end
+  return update_keeping_state(self, name, state, { [M.HOLD_UNTIL] = "", [M.HOLD_REASON] = "" })
+end
+
 -- c:release_one(name, dest) -> true, or nil, err. The local record goes
 -- first, even when the server call then fails (as upstream).
 function Client:release_one(name, dest)

@@ -6,6 +6,8 @@
 --   bosk reset --type T --state S --expire DURATION --target-state D
 --   bosk status [--type T ...] [--json]
 --   bosk list [--type T] [--state S] [--owner O] [--json]
+--   bosk history NAME [--limit K] [--json]
+--   bosk hold --name N --for DURATION [--reason TEXT] [--state S]
 -- Results go to stdout as JSON (resources byte for byte as boskosctl
 -- prints them), errors, warnings and progress to stderr with boskosctl's
 -- texts. Exit status: 0 success, 1 runtime failure, 2 usage error. Unlike
@@ -18,6 +20,7 @@ local wire = require "bosk.wire"
 local duration = require "bosk.duration"
 local M = {}
 
+local HOLD_UNTIL, HOLD_REASON = "bosk.hold/until", "bosk.hold/reason"
 local KNOWN_STATES = { "free", "busy", "dirty", "cleaning", "leased", "toBeDeleted", "tombstone" }
 
 local function say(...) io.stdout:write(...) io.stdout:flush() end
@@ -68,8 +71,23 @@ end
 
 -- ---- release, metric, reset ------------------------------------------
 
+-- A hold (bosk.hold/*) must not outlive the lease it protects: the
+-- caller's own resource loses it before it is released. Found through the
+-- listing; a server without one (upstream) does not honour holds anyway.
+-- Any other failure of the listing is the release's too (the server is
+-- down): reported at once rather than waited for twice.
+local function clear_hold(c, name)
+  local list, err = c:list { name = name, owner = c.owner }
+  if list == nil and not tostring(err):find("does not support listing", 1, true) then return nil, err end
+  local r = list and list[1]
+  local ud = r and r.userdata and r.userdata:to_map() or {}
+  if ud[HOLD_UNTIL] == nil and ud[HOLD_REASON] == nil then return true end
+  return c:unhold(name, r.state)
+end
+
 local function cmd_release(c, o)
-  local ok, err = c:release(o.name, o.target_state)
+  local ok, err = clear_hold(c, o.name)
+  if ok then ok, err = c:release(o.name, o.target_state) end
   if not ok then
     complain("failed to release resource ", wire.go_quote(o.name), ": ", tostring(err), "\n")
     return 1
@@ -297,6 +315,19 @@ local function userdata_keys(r)
   return #keys > 0 and table.concat(keys, ",") or "-"
 end
 
+-- The hold column: its end, "(ended)" once past; "-" without one.
+local function hold_text(r)
+  local ud = r.userdata and r.userdata:to_map() or {}
+  local until_text = ud[HOLD_UNTIL]
+  if until_text == nil or until_text == "" then return "-" end
+  -- bosk writes "YYYY-MM-DDTHH:MM:SSZ", which sorts as the time does
+  if until_text:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$") and
+     until_text <= os.date("!%Y-%m-%dT%H:%M:%SZ") then
+    return until_text .. " (ended)"
+  end
+  return until_text
+end
+
 local function cmd_list(c, o)
   local list, err = c:list { type = o.type, state = o.state, owner = o.list_owner }
   if list == nil then
@@ -314,12 +345,74 @@ local function cmd_list(c, o)
   elseif #list == 0 then
     say("no resources\n")
   else
-    local rows = { { "NAME", "TYPE", "STATE", "OWNER", "LAST UPDATE", "USER DATA" } }
+    -- the HELD UNTIL column only when some resource has a hold
+    local holds = false
+    for _, r in ipairs(list) do holds = holds or hold_text(r) ~= "-" end
+    local header = { "NAME", "TYPE", "STATE", "OWNER", "LAST UPDATE", "USER DATA" }
+    if holds then table.insert(header, 6, "HELD UNTIL") end
+    local rows = { header }
     for _, r in ipairs(list) do
-      rows[#rows + 1] = { r.name, r.type, r.state, r.owner ~= "" and r.owner or "-",
-                          r.lastupdate or "-", userdata_keys(r) }
+      local row = { r.name, r.type, r.state, r.owner ~= "" and r.owner or "-", r.lastupdate or "-",
+                    userdata_keys(r) }
+      if holds then table.insert(row, 6, hold_text(r)) end
+      rows[#rows + 1] = row
     end
     say(render_left(rows))
+  end
+  return 0
+end
+
+-- ---- history, hold ----------------------------------------------------
+
+local function event_json(e)
+  local parts = {}
+  for i, k in ipairs(e.userdata_changed) do parts[i] = wire.encode_string(k) end
+  return string.format('{"time":%s,"endpoint":%s,"from":%s,"to":%s,"owner_from":%s,"owner_to":%s,'
+                       .. '"userdata_changed":[%s],"userdata_changed_count":%d}', wire.encode_string(e.time),
+                       wire.encode_string(e.endpoint), wire.encode_string(e.from),
+                       wire.encode_string(e.to), wire.encode_string(e.owner_from),
+                       wire.encode_string(e.owner_to), table.concat(parts, ","), e.userdata_changed_count)
+end
+
+local function from_to(a, b)
+  return (a ~= "" and a or "-") .. " -> " .. (b ~= "" and b or "-")
+end
+
+local function cmd_history(c, o)
+  local list, err = c:history(o.name, o.limit)
+  if list == nil then
+    complain("failed to get the history of ", wire.go_quote(o.name), ": ", tostring(err), "\n")
+    return 1
+  end
+  if o.json then
+    local parts = {}
+    for i, e in ipairs(list) do parts[i] = event_json(e) end
+    say("[", table.concat(parts, ","), "]\n")
+  elseif #list == 0 then
+    say("no recorded changes\n")
+  else
+    local rows = { { "TIME", "ENDPOINT", "STATE", "OWNER", "USER DATA CHANGED" } }
+    for _, e in ipairs(list) do
+      local keys = #e.userdata_changed > 0 and table.concat(e.userdata_changed, ",") or "-"
+      local more = e.userdata_changed_count - #e.userdata_changed
+      if more > 0 then keys = keys .. ",... (" .. more .. " more)" end
+      rows[#rows + 1] = { e.time, e.endpoint, from_to(e.from, e.to), from_to(e.owner_from, e.owner_to), keys }
+    end
+    say(render_left(rows))
+  end
+  return 0
+end
+
+local function cmd_hold(c, o)
+  local until_text, err = c:hold(o.name, o["for"], o.reason, o.state)
+  if until_text == nil then
+    complain("failed to hold resource ", wire.go_quote(o.name), ": ", tostring(err), "\n")
+    return 1
+  end
+  if o["for"] <= 0 then
+    say("released the hold on resource ", wire.go_quote(o.name), "\n")
+  else
+    say("holding resource ", wire.go_quote(o.name), " until ", until_text, "\n")
   end
   return 0
 end
@@ -396,6 +489,27 @@ local commands = {
     },
   },
 }
+commands.history = {
+  synopsis = "NAME [--limit K] [--json]",
+  run = cmd_history, required = { "name" }, positional = "name",
+  flags = {
+    { "name", help = "the resource (also the first argument)" },
+    { "limit", kind = "int", help = "only the K newest changes" },
+    { "json", kind = "bool", default = false, help = "print the changes as a JSON array instead of a table" },
+    { "timeout", kind = "duration", default = 0, help = "give up after this long, retries included (0: the client's own retries)" },
+  },
+}
+commands.hold = {
+  synopsis = "--name N --for DURATION [--reason TEXT] [--state S]",
+  run = cmd_hold, required = { "name", "for" },
+  flags = {
+    { "name", help = "the resource to hold (one the owner has leased)" },
+    { "for", kind = "duration", help = "how long bosk server's reaper (/reset) leaves it alone; 0 ends the hold" },
+    { "reason", default = "", help = "why, for whoever finds it (bosk.hold/reason)" },
+    { "state", help = "its current state (default: looked up with the listing endpoint)" },
+    { "timeout", kind = "duration", default = 0, help = "give up after this long, retries included (0: the client's own retries)" },
+  },
+}
 commands.metrics = commands.metric
 
 local function usage_text(name, cmd, spec)
@@ -419,6 +533,9 @@ local function check_values(name, cmd, o)
   end
   table.sort(missing)
   if #missing > 0 then return "required flag(s) " .. table.concat(missing, ", ") .. " not set" end
+  if name == "history" and o.limit ~= nil and o.limit < 1 then
+    return "invalid value for --limit: must be at least 1"
+  end
   if name == "heartbeat" then
     o.period, o.timeout = o.period or 30, o.timeout or 5 * 3600
     if o.period <= 0 then return "invalid value for --period: must be positive" end
@@ -480,6 +597,9 @@ function M.main(args, name)
   if o == nil then
     if rest == "help" then say(usage_text(name, cmd, spec)) return 0 end
     return usage_error(name, cmd, rest)
+  end
+  if cmd.positional and #rest > 0 and (o[cmd.positional] == nil or o[cmd.positional] == "") then
+    o[cmd.positional] = table.remove(rest, 1)
   end
   if #rest > 0 then return usage_error(name, cmd, "unexpected argument " .. wire.go_quote(rest[1])) end
   local bad = check_values(name, cmd, o)

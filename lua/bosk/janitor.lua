@@ -10,6 +10,12 @@
 -- the metrics text. Workers see the policies because they are forked after
 -- the policy files were loaded; a worker only runs Lua and reports "T" (the
 -- cleaning returned true) or "F<error>" over its pipe.
+--
+-- SIGHUP reloads the policies (Sup:reload): a new worker factory is forked
+-- with them, and each lease keeps the generation it was taken under (its
+-- policy table and its factory), so a cleaning runs and is released under
+-- the version it started with. A generation's factory is retired once no
+-- lease, cleaning or job of it is left.
 local loop = require "bosk.loop"
 local core = require "bosk.core"
 local japi = require "bosk.janitor_api"
@@ -79,7 +85,7 @@ end
 -- update_frequency, poll_interval, grace, journal (or nil), metrics_listen.
 function M.new(reg, opts)
   local s = setmetatable({
-    reg = reg, opts = opts, api = opts.api, journal = opts.journal,
+    reg = reg, opts = opts, journal = opts.journal,
     lanes = {}, next_lane = 1,
     held = {},            -- name -> lease
     held_count = 0,
@@ -90,19 +96,52 @@ function M.new(reg, opts)
     seen = {},            -- --once: names already cleaned in this run
     recent_failures = {}, -- name -> time of the last failed cleaning
     stats = {},           -- [type][outcome] = n, for the --once summary
+    failed = {},          -- --once: {type =, name =, outcome =, error =} per failed cleaning
+    unknown = {},         -- types the server does not know: type -> true
+    slots = {},           -- policy types -> {busy = n}, shared across reloads
     stopping = false, errors = 0, failures = 0,
     metrics = jlog.metrics(),
-    timers = {},
+    timers = {}, schedules = {},
   }, Sup)
+  s.api = s:counting_api(opts.api)
+  s:attach(reg)
+  return s
+end
+
+-- counting_api(api) -> api whose failed requests are counted in the
+-- metrics by request and HTTP status ("none" when nothing answered).
+function Sup:counting_api(api)
+  local counted = setmetatable({}, { __index = api, __newindex = api })
+  local metrics = self.metrics
+  for _, request in ipairs({ "acquire", "acquire_by_state", "release", "update", "reset", "metric" }) do
+    rawset(counted, request, function(_, ...)
+      local r, kind, msg = api[request](api, ...)
+      if r == nil and (kind == "error" or kind == "lost") then
+        local status = kind == "lost" and "lost" or tostring(msg):match("status (%d%d%d)") or "none"
+        metrics:bump("request_failures", request, status)
+      end
+      return r, kind, msg
+    end)
+  end
+  return counted
+end
+
+-- attach(reg): the lanes of reg's policies replace the current ones. A
+-- policy's concurrency counts the cleanings of the same types started
+-- under earlier versions too (slots are shared by type list).
+function Sup:attach(reg)
+  self.reg = reg
+  self.lanes, self.next_lane = {}, 1
   for _, p in ipairs(reg.policies) do
-    p.concurrency = p.concurrency or opts.pool_size
-    p.busy = 0
+    p.concurrency = p.concurrency or self.opts.pool_size
+    local key = table.concat(p.types, ",") .. "\0" .. p.from
+    self.slots[key] = self.slots[key] or { busy = 0 }
+    p.slots = self.slots[key]
     for _, rtype in ipairs(p.types) do
-      s.lanes[#s.lanes + 1] = { policy = p, type = rtype, idle = false, done = false,
-                                wake = 0, owed = {}, cycled = {} }
+      self.lanes[#self.lanes + 1] = { policy = p, type = rtype, idle = false, done = false,
+                                      wake = 0, owed = {}, cycled = {} }
     end
   end
-  return s
 end
 
 -- Runs fn(...) as a coroutine; an error in it is logged, never raised.
@@ -191,12 +230,12 @@ end
 
 -- run_worker(key, payload, timeout, record) -> outcome, error
 -- outcome: "success", "failed", "timeout" or "crashed".
-function Sup:run_worker(key, payload, timeout, record)
+function Sup:run_worker(key, payload, timeout, record, gen)
   local co = coroutine.running()
   local id, err = loop.spawn(key, payload, function(...)
     local ok, e = coroutine.resume(co, ...)
     if not ok then jlog.error("internal error after a worker", { error = debug.traceback(co, e) }) end
-  end)
+  end, gen and gen.id)
   if not id then return "failed", err end
   record.id = id
   self.workers[id] = record
@@ -272,7 +311,7 @@ function Sup:can_start(lane)
   local p = lane.policy
   return not self.stopping and not lane.idle and not lane.done
      and (lane.acquiring or 0) < (lane.warm and p.concurrency or 1)
-     and p.busy < p.concurrency and self.busy < self.opts.pool_size
+     and p.slots.busy < p.concurrency and self.busy < self.opts.pool_size
 end
 
 -- pump(): starts as many acquisitions as the limits allow, visiting the
@@ -298,12 +337,12 @@ function Sup:pump()
 end
 
 function Sup:take_slot(lane)
-  lane.policy.busy = lane.policy.busy + 1
+  lane.policy.slots.busy = lane.policy.slots.busy + 1
   self.busy = self.busy + 1
 end
 
 function Sup:free_slot(lane)
-  lane.policy.busy = lane.policy.busy - 1
+  lane.policy.slots.busy = lane.policy.slots.busy - 1
   self.busy = self.busy - 1
 end
 
@@ -369,6 +408,22 @@ end
 
 -- lease(lane): one resource's whole life, from acquire to release.
 function Sup:lease(lane)
+  local gen = self:gen_hold()
+  self:lease_in(lane, gen)
+  self:gen_release(gen)
+end
+
+-- unknown_type(lane, msg): the server answered that the lane's type does
+-- not exist (a typo in a policy): warned once per type; --once fails.
+function Sup:unknown_type(lane, msg)
+  if self.unknown[lane.type] then return end
+  self.unknown[lane.type] = true
+  self.metrics.unknown_types[lane.type] = true
+  jlog.warn("the server does not know this resource type; its policy cleans nothing",
+            { type = lane.type, policy = lane.policy.where, error = msg })
+end
+
+function Sup:lease_in(lane, gen)
   local p = lane.policy
   local wake = lane.wake
   self.acquiring = self.acquiring + 1
@@ -382,6 +437,11 @@ function Sup:lease(lane)
     if kind ~= "not_found" then
       self.errors = self.errors + 1
       jlog.error("acquire failed", { type = lane.type, error = msg })
+    elseif tostring(msg):find(wire.type_not_found_message(lane.type), 1, true) then
+      self:unknown_type(lane, msg)
+    else
+      self.unknown[lane.type] = nil
+      self.metrics.unknown_types[lane.type] = nil
     end
     if self.opts.once and kind == "not_found" and lane.wake ~= wake then
       return self:pump()      -- revived since this acquire went out: probe again
@@ -393,6 +453,7 @@ function Sup:lease(lane)
   local lease = { name = res.name, type = res.type ~= "" and res.type or lane.type, owner = self.api.owner,
                   via = p.via, on_failure = p.on_failure, since = core.realtime() }
   self:hold(lease)
+  jlog.info("leased", { type = lease.type, name = lease.name, from = p.from, via = p.via })
   lane.leased = (lane.leased or 0) + 1
   lane.owed[res.name] = nil
   if self:put_back(res) or self.stopping then
@@ -404,10 +465,10 @@ function Sup:lease(lane)
     return self:release(lease, p.from)
   end
   self:pump()   -- more room? lease the next one while this one is cleaned
-  self:clean(lane, lease, res)
+  self:clean(lane, lease, res, gen)
 end
 
-function Sup:clean(lane, lease, res)
+function Sup:clean(lane, lease, res, gen)
   local p = lane.policy
   local started = core.monotime()
   self.seen[res.name] = true
@@ -418,7 +479,8 @@ function Sup:clean(lane, lease, res)
   if self.stopping and record.killed == nil and self.grace_over then
     outcome, err = "failed", "shutting down"
   else
-    outcome, err = self:run_worker("p" .. p.index, wire.encode_resource(res), p.timeout, record)
+    jlog.debug("cleaning started", { type = lease.type, name = lease.name, policy = p.where })
+    outcome, err = self:run_worker("p" .. p.index, wire.encode_resource(res), p.timeout, record, gen)
   end
   self.metrics.in_flight = self.metrics.in_flight - 1
   local elapsed = core.monotime() - started
@@ -433,6 +495,7 @@ function Sup:clean(lane, lease, res)
   else
     self.failures = self.failures + 1
     self.recent_failures[lease.name] = core.monotime()
+    self.failed[#self.failed + 1] = { type = lease.type, name = lease.name, outcome = outcome, error = err }
     jlog.warn("cleaning failed", fields)
   end
   self:pump()
@@ -458,10 +521,12 @@ function Sup:reap(r)
       self:spawn("reaper", function()
         local reset, _, msg = self.api:reset(rtype, state, r.expire, r.dest)
         if not reset then
+          self.metrics:bump("reaper_failures", rtype, state)
           jlog.warn("reaper: reset failed", { type = rtype, state = state, error = msg })
           return
         end
         for name, owner in pairs(reset) do
+          self.metrics:bump("reaper_resets", rtype, state)
           jlog.info("reaper: reset stale lease", { type = rtype, name = name, state = state, owner = owner, dest = r.dest })
         end
       end)
@@ -477,12 +542,21 @@ function Sup:run_job(job)
   end
   job.running = true
   self:spawn("job", function()
+    local gen = self:gen_hold()
     local started = core.monotime()
     local record = { kind = "job", job = job }
-    local outcome, err = self:run_worker("j" .. job.index, "", nil, record)
+    jlog.debug("job started", { job = job.name })
+    local outcome, err = self:run_worker("j" .. job.index, "", nil, record, gen)
+    self:gen_release(gen)
     job.running = false
+    self.metrics:bump("job_runs", job.name, outcome)
     local fields = { job = job.name, outcome = outcome, duration = core.monotime() - started, error = err }
-    if outcome == "success" then jlog.info("job done", fields) else jlog.warn("job failed", fields) end
+    if outcome == "success" then
+      self.metrics.job_last_success[job.name] = core.realtime()
+      jlog.info("job done", fields)
+    else
+      jlog.warn("job failed", fields)
+    end
     self:check_done()
   end)
 end
@@ -510,23 +584,93 @@ function Sup:recover()
   end
 end
 
-function Sup:start()
-  self:recover()
+-- The reapers' and jobs' timers of the current policies (not with --once).
+function Sup:schedule()
+  for _, t in ipairs(self.schedules) do t:stop() end
   self.schedules = {}
-  if not self.opts.once then
-    for _, r in ipairs(self.reg.reapers) do
-      self.schedules[#self.schedules + 1] = loop.timer(r.every, r.every, function() self:reap(r) end)
-    end
-    for _, job in ipairs(self.reg.jobs) do
-      self.schedules[#self.schedules + 1] = loop.timer(job.every, job.every, function() self:run_job(job) end)
+  if self.opts.once or self.stopping then return end
+  for _, r in ipairs(self.reg.reapers) do
+    self.schedules[#self.schedules + 1] = loop.timer(r.every, r.every, function() self:reap(r) end)
+  end
+  for _, job in ipairs(self.reg.jobs) do
+    self.schedules[#self.schedules + 1] = loop.timer(job.every, job.every, function() self:run_job(job) end)
+  end
+end
+
+-- start() -> true | nil (on_start refused to start: nothing was leased).
+function Sup:start()
+  if self.opts.on_start then
+    local ok, err = self.opts.on_start(self)
+    if ok == false then
+      io.stderr:write("bosk janitor: ", tostring(err), "\n")
+      return nil
     end
   end
+  self.started = true
+  self:recover()
+  self:schedule()
   self:every(self.opts.update_frequency, function() self:heartbeat() end)
   self.signals = {
     loop.signal("TERM", function() self:shutdown("SIGTERM") end),
     loop.signal("INT", function() self:shutdown("SIGINT") end),
   }
-  if self.opts.on_start then self.opts.on_start(self) end
+  if self.opts.reload then
+    self.signals[#self.signals + 1] = loop.signal("HUP", function() self:spawn("reload", self.reload, self) end)
+  end
+  self:pump()
+  return true
+end
+
+-- Generations ----------------------------------------------------------------
+
+-- gen_hold() -> the current generation, counted as in use until gen_release.
+function Sup:gen_hold()
+  local gen = self.gen
+  gen.users = gen.users + 1
+  return gen
+end
+
+-- A generation no longer current and no longer used: its factory goes.
+function Sup:gen_release(gen)
+  gen.users = gen.users - 1
+  if gen.users == 0 and gen ~= self.gen then
+    jlog.debug("worker factory of earlier policies retired", { generation = gen.id })
+    loop.zygote_retire(gen.id)
+  end
+end
+
+-- reload(): SIGHUP. Loads the policy sources again (opts.reload), forks a
+-- factory holding the result and makes it current; leases taken before go
+-- on with the policies they were taken under. On any failure nothing
+-- changes, and the log says why.
+function Sup:reload()
+  if self.stopping then return end
+  jlog.info("SIGHUP: reloading the policy files")
+  local reg, report = self.opts.reload()
+  if not reg then
+    self.metrics:bump("reloads", "failed")
+    jlog.error("reload failed; the previous policies stay in force", { error = report })
+    return
+  end
+  for path, why in pairs(report.kept) do
+    jlog.error("policy file kept at its previous version", { file = path, error = why })
+  end
+  collectgarbage()
+  local id, err = loop.zygote(worker_handler(reg))
+  if not id then
+    self.metrics:bump("reloads", "failed")
+    jlog.error("reload failed; the previous policies stay in force", { error = err })
+    return
+  end
+  local old = self.gen
+  self.gen = { id = id, users = 0 }
+  self:attach(reg)
+  self:schedule()
+  old.users = old.users + 1
+  self:gen_release(old)
+  self.metrics:bump("reloads", next(report.kept) and "partial" or "success")
+  jlog.info("policies reloaded", { policies = #reg.policies, reapers = #reg.reapers, jobs = #reg.jobs,
+                                   files_reloaded = report.loaded, generation = id })
   self:pump()
 end
 
@@ -542,7 +686,7 @@ function Sup:shutdown(why)
   self.deadline = core.monotime() + self.opts.grace + M.RELEASE_PHASE
   -- Requests from now on are the releases of the shutdown: short ones.
   self.api.timeout = math.min(self.api.timeout or SHUTDOWN_HTTP_TIMEOUT, SHUTDOWN_HTTP_TIMEOUT)
-  for _, t in ipairs(self.schedules or {}) do t:stop() end
+  for _, t in ipairs(self.schedules) do t:stop() end
   jlog.info("stopping: no new leases; waiting for running cleanings", { signal = why, grace = self.opts.grace })
   loop.timer(self.opts.grace, 0, function()
     self.grace_over = true
@@ -589,7 +733,7 @@ function Sup:check_done()
     for _, lane in ipairs(self.lanes) do if not lane.done then return end end
     if self:idle() then
       self.finished = true
-      self.exit_code = (self.failures == 0 and self.errors == 0) and 0 or 1
+      self.exit_code = (self.failures == 0 and self.errors == 0 and next(self.unknown) == nil) and 0 or 1
       loop.stop()
     end
   end
@@ -601,12 +745,16 @@ function Sup:run()
   -- garbage is left whose finalizer would run in a worker once its own
   -- collector restarts (see worker.c).
   collectgarbage()
-  local ok, err = loop.zygote(worker_handler(self.reg))
-  if not ok then
+  local id, err = loop.zygote(worker_handler(self.reg))
+  if not id then
     jlog.error("cannot start", { error = err })
     return 1
   end
-  self:start()
+  self.gen = { id = id, users = 0 }
+  if not self:start() then
+    self.exit_code = 1
+    self.finished = true
+  end
   if not self.finished then loop.run() end
   if self.gave_up and loop.http_in_flight() > 0 then
     -- loop.close would wait for those requests (up to their timeout),
@@ -616,7 +764,7 @@ function Sup:run()
   end
   for _, t in ipairs(self.timers) do t:stop() end
   for _, t in ipairs(self.schedules) do t:stop() end
-  for _, s in ipairs(self.signals or {}) do s:stop() end
+  for _, sig in ipairs(self.signals or {}) do sig:stop() end
   loop.close()
   return self.exit_code or 0
 end
@@ -629,6 +777,27 @@ function Sup:summary()
   end
   table.sort(lines)
   return lines
+end
+
+-- failed_lines() -> "name (type) outcome: reason" per failed cleaning,
+-- sorted; the reason cut to its first line.
+function Sup:failed_lines()
+  local lines = {}
+  for _, f in ipairs(self.failed) do
+    local why = tostring(f.error or f.outcome):match("^[^\n]*")
+    if #why > 200 then why = why:sub(1, 197) .. "..." end
+    lines[#lines + 1] = string.format("%s (%s) %s: %s", f.name, f.type, f.outcome, why)
+  end
+  table.sort(lines)
+  return lines
+end
+
+-- unknown_types() -> sorted list of the types the server does not know.
+function Sup:unknown_types()
+  local list = {}
+  for t in pairs(self.unknown) do list[#list + 1] = t end
+  table.sort(list)
+  return list
 end
 
 return M

@@ -1,7 +1,8 @@
 -- Structured logs and Prometheus metrics of `bosk janitor`.
 --
---   log.setup{format = "text"|"json", out = io.stderr}
---   log.info(msg, fields) / log.warn / log.error ; log.line(fields_or_message)
+--   log.setup{format = "text"|"json", out = io.stderr, level = "info"}
+--   log.info(msg, fields) / log.warn / log.error / log.debug / log.trace
+--   log.line(fields_or_message)
 --   local m = log.metrics()  -- counters and gauges; m:render() -> text
 --
 -- One line per event, written with a single write so lines from the
@@ -10,15 +11,30 @@ local cjson = require("cjson").new()
 local core = require "bosk.core"
 
 local M = {}
-local settings = { format = "text", out = io.stderr, progress = false }
+local settings = { format = "text", out = io.stderr, progress = false, level = 4 }
 
--- setup{format =, out =, progress =}; progress: a live line is kept on the
--- terminal, so each log line first erases it.
+-- The levels of upstream's --log-level (logrus), most severe first. A line
+-- is written when its level is at or above the chosen one: "info" (the
+-- default) hides debug and trace. The janitor writes nothing at "panic" or
+-- "fatal" (what ends it goes to stderr as a plain message), so those two
+-- silence its log, as they silence upstream's janitor.
+local LEVELS = { panic = 0, fatal = 1, error = 2, warning = 3, warn = 3, info = 4, debug = 5, trace = 6 }
+M.LEVELS = "panic, fatal, error, warn, info, debug, trace"
+
+-- level_ok(name) -> true when name is one of upstream's log levels.
+function M.level_ok(name) return LEVELS[name] ~= nil end
+
+-- setup{format =, out =, progress =, level =}; progress: a live line is
+-- kept on the terminal, so each log line first erases it.
 function M.setup(opts)
   settings.format = opts.format or settings.format
   settings.out = opts.out or settings.out
   if opts.progress ~= nil then settings.progress = opts.progress end
+  if opts.level then settings.level = assert(LEVELS[opts.level], "unknown log level") end
 end
+
+-- enabled(level) -> whether a line of that level is written now.
+function M.enabled(level) return (LEVELS[level] or 4) <= settings.level end
 
 local function timestamp()
   local now = core.realtime()
@@ -67,6 +83,7 @@ local function format_line(level, msg, fields)
 end
 
 local function emit(level, msg, fields)
+  if (LEVELS[level] or 4) > settings.level then return end
   settings.out:write(settings.progress and "\r\27[K" or "", format_line(level, msg, fields))
   settings.out:flush()
 end
@@ -74,6 +91,8 @@ end
 function M.info(msg, fields) emit("info", msg, fields) end
 function M.warn(msg, fields) emit("warning", msg, fields) end
 function M.error(msg, fields) emit("error", msg, fields) end
+function M.debug(msg, fields) emit("debug", msg, fields) end
+function M.trace(msg, fields) emit("trace", msg, fields) end
 
 -- janitor.log(fields_or_message): a policy's own log line.
 function M.line(v)
@@ -102,6 +121,13 @@ function M.metrics()
     last_success = {},     -- [type] = unix time
     in_flight = 0,
     held = 0,
+    request_failures = {}, -- [request \0 status] = n
+    reaper_resets = {},    -- [type \0 state] = n
+    reaper_failures = {},  -- [type \0 state] = n
+    job_runs = {},         -- [job \0 outcome] = n
+    job_last_success = {}, -- [job] = unix time
+    reloads = {},          -- [outcome] = n
+    unknown_types = {},    -- [type] = true
   }, Metrics)
 end
 
@@ -122,10 +148,6 @@ function Metrics:observe(rtype, outcome, seconds)
   if outcome == "success" then self.last_success[rtype] = core.realtime() end
 end
 
-local function label(v)
-  return '"' .. tostring(v):gsub('[\\"\n]', { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n" }) .. '"'
-end
-
 local function sorted(t)
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
@@ -133,12 +155,40 @@ local function sorted(t)
   return keys
 end
 
-local function num(v)
-  if v == math.huge then return "+Inf" end
-  if math.type(v) == "integer" or v == math.floor(v) and math.abs(v) < 1e15 then
-    return string.format("%d", v)
+-- Label values and numbers as the server writes them (core/prom_text.c,
+-- through bosk.loop), so bucket bounds read 0.1, as Prometheus' Go client
+-- writes them.
+local function label(v) return require("bosk.loop").prom_label(tostring(v)) end
+local function num(v) return require("bosk.loop").prom_number(v) end
+
+-- The version in bosk_janitor_build_info: the one place it is read from.
+-- bosk.version, when the build provides it, returns {version = "..."}.
+function M.version()
+  local ok, v = pcall(require, "bosk.version")
+  if ok and type(v) == "table" and type(v.version) == "string" then return v.version end
+  return "dev"
+end
+
+-- m:bump(counter, label values...): adds one to a labelled counter, whose
+-- table is keyed by the label values joined with "\0".
+local function bump(t, ...)
+  local key = table.concat({ ... }, "\0")
+  t[key] = (t[key] or 0) + 1
+end
+Metrics.bump = function(self, which, ...) bump(self[which], ...) end
+
+-- Writes a counter family whose keys are label values joined by "\0".
+local function add_counter(add, name, help, labels, t)
+  add("# HELP " .. name .. " " .. help)
+  add("# TYPE " .. name .. " counter")
+  for _, key in ipairs(sorted(t)) do
+    local parts, i = {}, 0
+    for value in (key .. "\0"):gmatch("(.-)\0") do
+      i = i + 1
+      parts[i] = labels[i] .. "=" .. label(value)
+    end
+    add(string.format("%s{%s} %s", name, table.concat(parts, ","), num(t[key])))
   end
-  return string.format("%.17g", v)
 end
 
 function Metrics:render()
@@ -171,8 +221,32 @@ function Metrics:render()
   add("# HELP bosk_janitor_last_success_timestamp_seconds Unix time of the last successful cleaning, by type.")
   add("# TYPE bosk_janitor_last_success_timestamp_seconds gauge")
   for _, t in ipairs(sorted(self.last_success)) do
-    add(string.format("bosk_janitor_last_success_timestamp_seconds{type=%s} %.3f", label(t), self.last_success[t]))
+    add(string.format("bosk_janitor_last_success_timestamp_seconds{type=%s} %s", label(t), num(self.last_success[t])))
   end
+  add_counter(add, "bosk_janitor_request_failures_total",
+              "Requests to the server that failed, by request and HTTP status (\"none\": no answer).",
+              { "request", "status" }, self.request_failures)
+  add_counter(add, "bosk_janitor_reaper_resets_total", "Stale leases the reapers reset, by type and state.",
+              { "type", "state" }, self.reaper_resets)
+  add_counter(add, "bosk_janitor_reaper_failures_total", "Reaper resets that failed, by type and state.",
+              { "type", "state" }, self.reaper_failures)
+  add_counter(add, "bosk_janitor_job_runs_total", "Scheduled job runs, by job and outcome.",
+              { "job", "outcome" }, self.job_runs)
+  add("# HELP bosk_janitor_job_last_success_timestamp_seconds Unix time of a job's last successful run.")
+  add("# TYPE bosk_janitor_job_last_success_timestamp_seconds gauge")
+  for _, j in ipairs(sorted(self.job_last_success)) do
+    add(string.format("bosk_janitor_job_last_success_timestamp_seconds{job=%s} %s", label(j), num(self.job_last_success[j])))
+  end
+  add_counter(add, "bosk_janitor_policy_reloads_total", "Policy reloads (SIGHUP), by outcome (success, partial, failed).",
+              { "outcome" }, self.reloads)
+  add("# HELP bosk_janitor_unknown_type Policy types the server does not know (1).")
+  add("# TYPE bosk_janitor_unknown_type gauge")
+  for _, t in ipairs(sorted(self.unknown_types)) do
+    add(string.format("bosk_janitor_unknown_type{type=%s} 1", label(t)))
+  end
+  add("# HELP bosk_janitor_build_info The janitor's version; always 1.")
+  add("# TYPE bosk_janitor_build_info gauge")
+  add(string.format("bosk_janitor_build_info{version=%s} 1", label(M.version())))
   return table.concat(out, "\n") .. "\n"
 end
 

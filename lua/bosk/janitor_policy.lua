@@ -215,18 +215,73 @@ local function exit_guard(path)
   end
 end
 
+-- Each file runs with its own globals (reads fall through to _G, writes
+-- stay in the file's table): a reload that fails half-way cannot change
+-- what the previous version of that file, still in force, sees.
+-- _G.janitor is set too, for the modules a policy file requires.
+local function file_env(reg)
+  local env = { janitor = M.api(reg) }
+  _G.janitor = env.janitor
+  if rawget(_G, "boskos") == nil then _G.boskos = boskos_global() end
+  return setmetatable(env, { __index = _G })
+end
+
 -- load(reg, path) -> true | nil, message (syntax errors, policy mistakes)
 function M.load(reg, path)
-  local chunk, err = loadfile(path)
+  local env = file_env(reg)
+  local chunk, err = loadfile(path, "bt", env)
   if not chunk then return nil, err end
-  _G.janitor = M.api(reg)
-  if rawget(_G, "boskos") == nil then _G.boskos = boskos_global() end
   local real_exit = os.exit
   os.exit = exit_guard(path)
   local ok, run_err = pcall(chunk)
   os.exit = real_exit
   if not ok then return nil, tostring(run_err) end
   return true
+end
+
+-- load_file(path) -> part | nil, message: the file's own registry.
+function M.load_file(path)
+  local reg = M.registry()
+  local ok, err = M.load(reg, path)
+  if not ok then return nil, err end
+  return reg
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- merge(parts) -> reg | nil, message: one registry from several parts (a
+-- file's, or the upstream command line's), in order, with fresh indexes.
+-- The same type and `from` state in two parts is refused. The parts are
+-- not changed, so a part kept across reloads can be merged again.
+function M.merge(parts)
+  local reg = M.registry()
+  for _, part in ipairs(parts) do
+    for _, p in ipairs(part.policies) do
+      local c = copy(p)
+      for _, rtype in ipairs(c.types) do
+        local key = rtype .. "\0" .. c.from
+        local previous = reg.by_key[key]
+        if previous then
+          return nil, string.format("%s: janitor.policy: duplicate type '%s' (from '%s'), already defined at %s",
+                                    c.where, rtype, c.from, previous.where)
+        end
+        reg.by_key[key] = c
+      end
+      c.index = #reg.policies + 1
+      reg.policies[c.index] = c
+    end
+    for _, r in ipairs(part.reapers) do reg.reapers[#reg.reapers + 1] = copy(r) end
+    for _, j in ipairs(part.jobs) do
+      local c = copy(j)
+      c.index = #reg.jobs + 1
+      reg.jobs[c.index] = c
+    end
+  end
+  return reg
 end
 
 return M

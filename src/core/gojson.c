@@ -439,6 +439,62 @@ static member *sorted_members(const cJSON *obj, int strings_only, size_t *n)
     return v;
 }
 
+/* A copy of the n bytes at s with every byte that is not valid UTF-8
+ * written as U+FFFD, as Go's decoder reads it, allocated as cJSON
+ * allocates (it replaces a key); NULL when out of memory. */
+static char *utf8_replaced(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    char *out = cJSON_malloc(3 * n + 1), *w = out;
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        unsigned cp;
+        size_t len = utf8_decode(s + i, n - i, &cp);
+        if (len == 0) {
+            memcpy(w, "\xef\xbf\xbd", 3);
+            w += 3;
+            i++;
+        } else {
+            memcpy(w, s + i, len);
+            w += len;
+            i += len;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+static int valid_utf8(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str);
+    unsigned cp;
+    for (size_t i = 0, len; i < n; i += len)
+        if ((len = utf8_decode(s + i, n - i, &cp)) == 0)
+            return 0;
+    return 1;
+}
+
+/* Keys with invalid UTF-8 are read as Go reads them (U+FFFD for each bad
+ * byte), so that such a key replaces or deletes the stored key it names:
+ * the stored text holds them as \ufffd. -1 when out of memory. */
+static int valid_keys(cJSON *obj)
+{
+    for (cJSON *it = obj->child; it; it = it->next) {
+        if (it->string == NULL || valid_utf8(it->string))
+            continue;
+        char *fixed = utf8_replaced(it->string, strlen(it->string));
+        if (fixed == NULL)
+            return -1;
+        if (!(it->type & cJSON_StringIsConst))
+            cJSON_free(it->string);
+        it->string = fixed;
+        it->type &= ~cJSON_StringIsConst;
+    }
+    return 0;
+}
+
 void gojson_update_free(gojson_update *upd)
 {
     if (upd == NULL)
@@ -466,7 +522,7 @@ int gojson_update_parse(const char *body, size_t body_len, gojson_update **upd, 
         return -1;
     }
     gojson_update *u = calloc(1, sizeof *u);
-    if (u == NULL || (u->v = sorted_members(root, 0, &u->n)) == NULL) {
+    if (u == NULL || valid_keys(root) != 0 || (u->v = sorted_members(root, 0, &u->n)) == NULL) {
         free(u);
         cJSON_Delete(root);
         snprintf(err, err_len, "out of memory reading user data");

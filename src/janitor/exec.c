@@ -12,6 +12,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -330,8 +331,65 @@ static int exec_run(lua_State *L)
     return push_result(L, &spec, &r);
 }
 
+/* Whether path names a regular file this process may execute. */
+static int runnable_file(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    if (!S_ISREG(st.st_mode)) {
+        errno = EACCES;
+        return 0;
+    }
+    return access(path, X_OK) == 0;
+}
+
+/* exec.runnable(prog) -> true | nil, reason
+ * Whether run{prog, ...} could start prog: a path with a slash must be an
+ * executable regular file; a bare name must be one in a $PATH folder, as
+ * execvp looks for it. Lets the janitor refuse a wrong --janitor-path at
+ * start rather than fail every cleaning. */
+static int exec_runnable(lua_State *L)
+{
+    const char *prog = luaL_checkstring(L, 1);
+    int ok = 0;
+    if (prog[0] == '\0') {
+        errno = ENOENT;
+    } else if (strchr(prog, '/') != NULL) {
+        ok = runnable_file(prog);
+    } else {
+        const char *path = getenv("PATH");
+        luaL_Buffer b;
+        errno = ENOENT;
+        for (const char *dir = path ? path : "/usr/local/bin:/bin:/usr/bin"; !ok; dir++) {
+            const char *end = strchr(dir, ':');
+            size_t n = end ? (size_t)(end - dir) : strlen(dir);
+            luaL_buffinit(L, &b);
+            luaL_addlstring(&b, n ? dir : ".", n ? n : 1);
+            luaL_addchar(&b, '/');
+            luaL_addstring(&b, prog);
+            luaL_pushresult(&b);
+            ok = runnable_file(lua_tostring(L, -1));
+            lua_pop(L, 1);
+            if (end == NULL)
+                break;
+            dir = end;
+        }
+        if (!ok)
+            errno = ENOENT;
+    }
+    if (ok) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+}
+
 static const luaL_Reg exec_funcs[] = {
     {"run", exec_run},
+    {"runnable", exec_runnable},
     {NULL, NULL}
 };
 

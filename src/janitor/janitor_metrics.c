@@ -17,6 +17,9 @@
 #define METRICS_MAX_CONNECTIONS 32
 #define METRICS_MAX_PER_IP 8
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +57,24 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     dl_mhd.add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     enum MHD_Result rc = dl_mhd.queue_response(conn, MHD_HTTP_OK, r);
     dl_mhd.destroy_response(r);
+    return rc;
+}
+
+/* Binds a throw-away socket to addr, as MHD will: 0, or -1 with errno
+ * (EADDRINUSE, EACCES, EADDRNOTAVAIL), so the janitor can say why at start
+ * (MHD only says that it failed). */
+static int probe_bind(const struct sockaddr_in *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    int rc = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (rc == 0)
+        rc = bind(fd, (const struct sockaddr *)addr, sizeof *addr);
+    int e = errno;
+    close(fd);
+    errno = e;
     return rc;
 }
 
@@ -98,6 +119,11 @@ static int metrics_listen(lua_State *L)
     }
     if (M.daemon != NULL)
         return luaL_error(L, "metrics_listen: already listening");
+    if (probe_bind(&addr) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "--metrics-listen %s:%d: %s", host, (int)port, strerror(errno));
+        return 2;
+    }
     /* MHD_USE_AUTO: poll or epoll, so a descriptor above 1024 (a busy
      * janitor) is no problem as it would be for select. */
     M.daemon = dl_mhd.start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG,
@@ -109,7 +135,7 @@ static int metrics_listen(lua_State *L)
                                    MHD_OPTION_END);
     if (M.daemon == NULL) {
         lua_pushnil(L);
-        lua_pushfstring(L, "--metrics-listen: cannot listen on %s:%d", host, (int)port);
+        lua_pushfstring(L, "--metrics-listen %s:%d: cannot listen", host, (int)port);
         return 2;
     }
     lua_pushboolean(L, 1);

@@ -5,7 +5,9 @@
  * SIGCHLD; it never calls Lua, so its memory stays still and a fork of it
  * copies little. A worker calls the Lua handler under lua_pcall, sends the
  * report and leaves with _exit (no atexit handlers of the parent). */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -408,7 +410,30 @@ static void zygote_main(void)
     }
 }
 
-int zygote_start(lua_State *L, int handler_ref, pid_t *pid)
+/* In a new zygote: every descriptor above stderr becomes close-on-exec,
+ * so the programs its workers run (janitor.exec, os.execute) inherit none
+ * of the supervisor's connections, listener or event loop, whether the
+ * library that opened them asked for it or not. Lua keeps using the files
+ * a policy opened. */
+static void cloexec_all(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != self) {
+            int flags = fcntl(fd, F_GETFD);
+            if (flags >= 0 && !(flags & FD_CLOEXEC))
+                fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+    }
+    closedir(d);
+}
+
+int zygote_start(lua_State *L, int handler_ref, const int *others, int n, pid_t *pid)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
@@ -425,6 +450,9 @@ int zygote_start(lua_State *L, int handler_ref, pid_t *pid)
     pid_t child = fork();
     if (child == 0) {
         close(sv[0]);
+        for (int i = 0; i < n; i++)
+            close(others[i]);
+        cloexec_all();
         Z.fd = sv[1];
         Z.L = L;
         Z.handler_ref = handler_ref;

@@ -42,9 +42,12 @@ typedef struct {
 #define WMSG_MAX ((size_t)4 << 20)
 
 /* Forks the zygote. handler_ref: registry reference of the Lua function
- * workers run. Returns the supervisor's end of the socket and the zygote's
- * pid, or -1 with errno set. */
-int zygote_start(lua_State *L, int handler_ref, pid_t *pid);
+ * workers run. The child closes the n descriptors in others (the
+ * supervisor's ends of the other zygotes' sockets: a copy held here would
+ * keep an old zygote from seeing its socket close). Returns the
+ * supervisor's end of the socket and the zygote's pid, or -1 with errno
+ * set. */
+int zygote_start(lua_State *L, int handler_ref, const int *others, int n, pid_t *pid);
 
 /* Sends one message (header + up to two byte ranges); 0 or -1 with errno. */
 int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,

@@ -276,6 +276,46 @@ static void h_resources(handlers_ctx *h, struct MHD_Connection *c, const char *m
     jbuf_free(&out);
 }
 
+/* limit: absent means all; otherwise a whole number from 1 (a larger one
+ * than the history holds means all). */
+static int parse_limit(const char *text, size_t *limit)
+{
+    *limit = 0;
+    if (*text == '\0')
+        return 0;
+    size_t v = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9' || p - text >= 9)
+            return -1;
+        v = v * 10 + (size_t)(*p - '0');
+    }
+    *limit = v;
+    return v > 0 ? 0 : -1;
+}
+
+static void h_history(handlers_ctx *h, struct MHD_Connection *c, const char *method, reply *rp)
+{
+    if (!is_get(rp, method, "/history"))
+        return;
+    const char *name = arg(c, "name"), *limit_text = arg(c, "limit");
+    size_t limit;
+    if (!*name) {
+        fail(rp, 400, "Name must be set in the request.");
+        return;
+    }
+    if (parse_limit(limit_text, &limit) != 0) {
+        failf(rp, 400, "invalid limit %s: want a whole number from 1 to 999999999", limit_text);
+        return;
+    }
+    jbuf out;
+    jbuf_init(&out);
+    ranch_code rc = ranch_history(h->ranch, name, limit, &out);
+    outcome(rp, rc, &out, "History failed");
+    if (rc == RANCH_OK)
+        rp->content_type = "application/json";
+    jbuf_free(&out);
+}
+
 static void h_metrics(handlers_ctx *h, const char *method, reply *rp)
 {
     if (!is_get(rp, method, "/metrics"))
@@ -379,6 +419,7 @@ static void redirect(const http_url *u, const char *method, const char *clean, r
 
 static const char *const api_paths[] = {
     "/acquire", "/acquirebystate", "/release", "/reset", "/update", "/metric", "/resources",
+    "/history",
 };
 
 static const char *metric_path(const char *url)
@@ -407,6 +448,7 @@ static void route(handlers_ctx *h, struct MHD_Connection *c, const char *url,
     else if (strcmp(url, "/metric") == 0) h_metric(h, c, method, rp);
     else if (strcmp(url, "/metrics") == 0) h_metrics(h, method, rp);
     else if (strcmp(url, "/resources") == 0) h_resources(h, c, method, rp);
+    else if (strcmp(url, "/history") == 0) h_history(h, c, method, rp);
     else rp->status = 200;      /* upstream's health catch-all */
 }
 

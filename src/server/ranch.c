@@ -9,7 +9,10 @@
 #include <time.h>
 #include "core/core.h"
 #include "core/prom_text.h"
+#include "server/hold.h"
+#include "server/ranch.h"
 #include "server/ranch_core.h"
+#include "server/server_log.h"
 #include "server/server_queue.h"
 #include "server/server_sync.h"
 
@@ -138,10 +141,30 @@ int ranch_take_sync_wanted(ranch *r)
     return w;
 }
 
+/* Drops the history of resources deleted long enough ago (its own
+ * transaction, as a sync step is). */
+static void history_gc(ranch *r, int64_t now)
+{
+    char err[512];
+    const store_ops *ops = r->st->ops;
+    if (ops->begin(r->st, err, sizeof err) != 0)
+        goto failed;
+    if (ops->history_expire(r->st, now, err, sizeof err) != 0 ||
+        ops->commit(r->st, err, sizeof err) != 0) {
+        ops->rollback(r->st);
+        goto failed;
+    }
+    return;
+failed:
+    server_log(SLOG_ERROR, "expiring the history of deleted resources (retried later): %s", err);
+}
+
 void ranch_gc(ranch *r)
 {
     pthread_mutex_lock(&r->lock);
-    queue_gc(&r->queues, ranch_now_ns());
+    int64_t now = ranch_now_ns();
+    queue_gc(&r->queues, now);
+    history_gc(r, now);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -194,7 +217,7 @@ static ranch_code acquire_miss(ranch *r, rtype *t, const char *type, int is_new,
     size_t type_count = t ? t->count : 0;
     if (is_new && t && t->lifecycle && (int64_t)type_count < t->lifecycle->max_count) {
         char name[37];
-        batch b = { 0 };
+        batch b = { .endpoint = "acquire" };
         if (core_uuid4_string(name) == 0 && batch_create(&b, t, name, t->lifecycle->state, now))
             batch_commit(r, &b, NULL);
         else
@@ -218,7 +241,7 @@ ranch_code ranch_acquire(ranch *r, const char *type, const char *state, const ch
     if (x == NULL) {
         rc = acquire_miss(r, t, type, is_new, now, out);
     } else {
-        batch b = { 0 };
+        batch b = { .endpoint = "acquire" };
         jbuf answer;
         jbuf_init(&answer);
         change *c = batch_add(&b, CH_UPDATE, x);
@@ -298,7 +321,7 @@ ranch_code ranch_acquire_by_state(ranch *r, const char *state, const char *dest,
     size_t asked = collect_names(r, names, state, ++r->stamp, &found, &n_found);
     if (n_found > 1)  /* qsort must not see a NULL base, even with 0 items */
         qsort(found, n_found, sizeof *found, cmp_seq);
-    batch b = { 0 };
+    batch b = { .endpoint = "acquirebystate" };
     jbuf answer;
     jbuf_init(&answer);
     ranch_code rc = RANCH_OK;
@@ -357,7 +380,7 @@ ranch_code ranch_release(ranch *r, const char *name, const char *dest, const cha
     } else if (strcmp(owner, x->owner) != 0) {
         rc = owner_mismatch(out, owner, x->owner);
     } else {
-        batch b = { 0 };
+        batch b = { .endpoint = "release" };
         change *c = batch_add(&b, CH_UPDATE, x);
         if (c) {
             const drlc *d = x->type->lifecycle;
@@ -415,7 +438,7 @@ ranch_code ranch_update(ranch *r, const char *name, const char *owner, const cha
         jbuf_printf(out, "state mismatch - expected %s, current %s", x->bucket->state, state);
         rc = RANCH_STATE_MISMATCH;
     } else if ((rc = merge_userdata(x, upd, &merged, out)) == RANCH_OK) {
-        batch b = { 0 };
+        batch b = { .endpoint = "update" };
         change *c = batch_add(&b, CH_UPDATE, x);
         if (c) {
             ranch_set_update(c, x->bucket->state, x->owner, now);
@@ -457,12 +480,13 @@ static void json_reset_map(jbuf *out, reset_pair *v, size_t n)
     jbuf_addc(out, '}');
 }
 
-/* Batches every owned resource of the bucket idle for at least expire. */
+/* Batches every owned resource of the bucket idle for at least expire,
+ * but those on hold (server/hold.h) until their hold ends. */
 static ranch_code reset_collect(bucket *bk, int64_t now, int64_t expire_ns, const char *dest,
                                 batch *b, reset_pair *v, size_t *n)
 {
     for (res *x = bk ? bk->owned.head : NULL; x; x = x->next) {
-        if (now - x->lastupdate < expire_ns)
+        if (now - x->lastupdate < expire_ns || hold_active(x->userdata, now))
             continue;
         change *c = batch_add(b, CH_UPDATE, x);
         v[*n].name = x->name;
@@ -483,7 +507,7 @@ ranch_code ranch_reset(ranch *r, const char *type, const char *state, int64_t ex
     bucket *bk = t ? ranch_bucket_get(t, state, 0) : NULL;
     size_t n = 0;
     reset_pair *v = calloc((bk ? bk->owned.n : 0) + 1, sizeof *v);
-    batch b = { 0 };
+    batch b = { .endpoint = "reset" };
     ranch_code rc = v ? reset_collect(bk, now, expire_ns, dest, &b, v, &n) : RANCH_STORAGE;
     if (rc == RANCH_OK)
         rc = batch_commit(r, &b, out);
@@ -497,6 +521,33 @@ ranch_code ranch_reset(ranch *r, const char *type, const char *state, int64_t ex
     for (size_t i = 0; i < n; i++)
         free(v[i].owner);
     free(v);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+/* ---- history ---- */
+
+ranch_code ranch_history(ranch *r, const char *name, size_t limit, jbuf *out)
+{
+    pthread_mutex_lock(&r->lock);
+    char err[512];
+    jbuf list;
+    jbuf_init(&list);
+    history_json ctx = { &list, 0 };
+    jbuf_addc(&list, '[');
+    int got = r->st->ops->history_get(r->st, name, limit, &ctx, history_json_add, err, sizeof err);
+    jbuf_addc(&list, ']');
+    ranch_code rc = RANCH_OK;
+    if (got < 0 || list.oom) {
+        jbuf_adds(out, got < 0 ? err : "out of memory writing the history");
+        rc = RANCH_STORAGE;
+    } else if (got == 0 && find(r, name) == NULL) {
+        jbuf_printf(out, "no resource %s, and no history of one", name);
+        rc = RANCH_NOT_FOUND;
+    } else {
+        jbuf_add(out, list.data, list.len);
+    }
+    jbuf_free(&list);
     pthread_mutex_unlock(&r->lock);
     return rc;
 }

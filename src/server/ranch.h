@@ -10,32 +10,8 @@
 #include <stdint.h>
 #include "server/config.h"
 #include "core/gojson.h"
+#include "server/ranch_types.h"
 #include "server/store.h"
-
-typedef struct ranch ranch;
-
-typedef enum {
-    RANCH_OK = 0,
-    RANCH_NOT_FOUND,          /* 404 */
-    RANCH_TYPE_NOT_FOUND,     /* 404 */
-    RANCH_OWNER_MISMATCH,     /* 401 */
-    RANCH_STATE_MISMATCH,     /* 409 */
-    RANCH_BAD_REQUEST,        /* 400 */
-    RANCH_TOO_LARGE,          /* 413 */
-    RANCH_STORAGE,            /* 500 */
-} ranch_code;
-
-/* A resource's user data, as stored (Go JSON, escapes included), is at
- * most this long: what upstream's Kubernetes storage holds in one object
- * (etcd takes 1.5 MiB a request), and the /update body cap, so one body
- * of plain text fits. Larger merges are answered RANCH_TOO_LARGE. */
-#define RANCH_MAX_USERDATA ((size_t)1 << 20)
-/* No acquire commits when its answer would be longer than this: the
- * response cap of bosk's client (lhttp's default max_body), so a lease
- * is never granted to a client that cannot read it. */
-#define RANCH_MAX_ANSWER ((size_t)16 << 20)
-/* Request ids longer than this are refused (Go's client sends UUIDs). */
-#define RANCH_MAX_REQUEST_ID 256
 
 /* A new empty ranch over st (which it then owns). ttl_ns: request-id TTL. */
 ranch *ranch_new(store *st, int64_t request_ttl_ns, char *err, size_t err_len);
@@ -48,7 +24,8 @@ int ranch_load(ranch *r, char *err, size_t err_len);
 int ranch_sync(ranch *r, config *cfg, char *err, size_t err_len);
 /* 1 once since the last call if an operation asked for a sync. */
 int ranch_take_sync_wanted(ranch *r);
-/* Drops expired request ids and empty queues (§3.3). */
+/* Drops expired request ids and empty queues (§3.3), and the history of
+ * resources deleted longer ago than the store keeps it. */
 void ranch_gc(ranch *r);
 
 ranch_code ranch_acquire(ranch *r, const char *type, const char *state, const char *dest,
@@ -65,6 +42,10 @@ ranch_code ranch_update(ranch *r, const char *name, const char *owner, const cha
 ranch_code ranch_reset(ranch *r, const char *type, const char *state, int64_t expire_ns,
                        const char *dest, jbuf *out);
 ranch_code ranch_metric(ranch *r, const char *type, jbuf *out);
+/* GET /history: name's recorded changes as a JSON array, newest first, at
+ * most limit (0: all); RANCH_NOT_FOUND when the name is neither a
+ * resource nor has history (docs/history.md). */
+ranch_code ranch_history(ranch *r, const char *name, size_t limit, jbuf *out);
 /* GET /resources: NULL or "" filters match everything. */
 ranch_code ranch_list(ranch *r, const char *type, const char *state, const char *owner,
                       jbuf *out);

@@ -294,15 +294,43 @@ static int reserve_names(ranch *r, const batch *b)
     return hmap_reserve(&r->names, creates);
 }
 
+/* The change's history event (server/history.h), written in the same
+ * transaction as the change, so an acknowledged change always has it.
+ * Called before applying: c->r still holds the values before. */
+static int history_write(ranch *r, const batch *b, const change *c, int64_t now,
+                         char *err, size_t n)
+{
+    const res *x = c->r;
+    int created = c->kind == CH_CREATE, deleted = c->kind == CH_DELETE;
+    jbuf keys;
+    uint32_t keys_total;
+    jbuf_init(&keys);
+    if (history_keys_changed(&keys, &keys_total, created ? "{}" : x->userdata,
+                             deleted ? "{}" : c->rec.userdata) != 0) {
+        jbuf_free(&keys);
+        snprintf(err, n, "out of memory recording the history of %s", c->rec.name);
+        return -1;
+    }
+    hist_event e = { c->rec.name, now, b->endpoint ? b->endpoint : "sync",
+                     created ? "" : x->bucket->state, deleted ? "" : c->rec.state,
+                     created ? "" : x->owner, deleted ? "" : c->rec.owner, keys.data, keys_total };
+    int rc = r->st->ops->history_put(r->st, &e, err, n);
+    jbuf_free(&keys);
+    return rc;
+}
+
 static int store_write(ranch *r, batch *b, char *err, size_t n)
 {
     const store_ops *ops = r->st->ops;
+    int64_t now = ranch_now_ns();
     if (ops->begin(r->st, err, n) != 0)
         return -1;
     for (size_t i = 0; i < b->n; i++) {
         change *c = &b->v[i];
         int rc = c->kind == CH_DELETE ? ops->del(r->st, c->rec.name, err, n)
                                       : ops->put(r->st, &c->rec, err, n);
+        if (rc == 0)
+            rc = history_write(r, b, c, now, err, n);
         if (rc != 0) {
             ops->rollback(r->st);
             return -1;

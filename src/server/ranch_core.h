@@ -13,7 +13,10 @@
 #define BOSK_RANCH_CORE_H
 
 #include <pthread.h>
-#include "server/ranch.h"
+#include "server/config.h"
+#include "core/gojson.h"
+#include "server/ranch_types.h"
+#include "server/store.h"
 #include "server/server_map.h"
 #include "server/server_queue.h"
 
@@ -90,6 +93,7 @@ typedef struct {
 typedef struct {
     change *v;
     size_t n, cap;
+    const char *endpoint;     /* for the history: "acquire", ...; NULL: "sync" */
 } batch;
 
 struct ranch {

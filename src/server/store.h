@@ -1,7 +1,8 @@
 /* store.h: where the ranch keeps its resources between restarts. The
  * ranch holds everything in memory and calls the store, under its lock,
  * with each operation's changes as one transaction: begin, put/del...,
- * commit (or rollback). "memory" keeps nothing; "sqlite:PATH" keeps all.
+ * commit (or rollback). "memory" keeps nothing but the history (in
+ * memory); "sqlite:PATH" keeps all.
  *
  * Group commit (docs/storage.md): a store with a flush op makes commit
  * cheap (queued in memory) and not yet durable; flush then makes every transaction committed
@@ -14,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "server/history.h"
 
 /* One resource as stored. */
 typedef struct {
@@ -47,6 +49,17 @@ typedef struct {
      * transaction not yet flushed) and counts the reload as one more
      * commit, durable. */
     int (*flush)(store *s, char *err, size_t err_len);
+    /* History (server/history.h), under the ranch lock. history_put
+     * records one change's event in the open transaction (with flush:
+     * durable with it); history_get calls fn with name's events, newest
+     * first, at most limit (0: all), and returns how many, or -1 with err
+     * (with flush: only durable events); history_expire, in a
+     * transaction, drops the events of resources deleted longer ago than
+     * the limits keep them. */
+    int (*history_put)(store *s, const hist_event *e, char *err, size_t err_len);
+    int (*history_get)(store *s, const char *name, size_t limit, void *ctx,
+                       int (*fn)(void *ctx, const hist_event *e), char *err, size_t err_len);
+    int (*history_expire)(store *s, int64_t now, char *err, size_t err_len);
 } store_ops;
 
 struct store {

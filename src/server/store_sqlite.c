@@ -2,15 +2,14 @@
  * synchronous=NORMAL: a flush reaches the OS before the ranch answers, so
  * every acknowledged change survives kill -9 of the server (a power loss
  * may drop the last transactions, never corrupt the file). Only the
- * ranch's lock ever touches the connection, and the file is locked for
- * this process alone.
+ * file is locked for this process alone.
  *
  * Group commit (docs/storage.md): the ranch's transactions are queued in
  * memory (begin, put, del and commit only copy values, under the ranch
  * lock), and the committer's flush writes all those committed so far as
  * one SQLite transaction, outside the ranch lock, so that requests go on
- * while the file is written. Only flush (on the committer thread), load
- * and close touch the connection. */
+ * while the file is written. Only flush (on the committer thread), load,
+ * history reads and close touch the connection, one at a time (db_mu). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -36,6 +35,7 @@ typedef struct pending {
     sqlite3_stmt *st;
     char *sql;
     const char *what;         /* for error messages */
+    int event;                /* a history event: write_event numbers it */
     int nv;
     sq_val v[];               /* texts follow, in the same allocation */
 } pending;
@@ -48,6 +48,19 @@ typedef struct {
     pending *cur, *cur_tail;   /* the open transaction (ranch lock) */
     pthread_mutex_t mu;        /* guards done and the commit count */
     pending *done, *done_tail; /* committed, not yet flushed */
+    /* The connection is in SQLite's multi-thread mode (NOMUTEX): one
+     * thread at a time. flush holds db_mu while it writes, so a history
+     * read (a handler thread) waits for it and sees committed rows only. */
+    pthread_mutex_t db_mu;
+    history_limits hist_lim;
+    /* Event ids (rowids, ordering all events) are given out under the
+     * ranch lock, before their rows reach the file. */
+    int64_t hist_last_id;      /* the newest given out (open transaction too) */
+    int64_t hist_committed_id; /* the newest in a committed transaction */
+    int64_t hist_durable_id;   /* the newest in the file (db_mu) */
+    int64_t hist_flushing_id;  /* the newest written by this flush (db_mu) */
+    sqlite3_stmt *h_last, *h_insert, *h_trim, *h_cap, *h_get, *h_mark, *h_unmark,
+                 *h_expire, *h_expire_marks;
 } sqlite_store;
 
 /* Set on the committer while it flushes: statements run, not queue. */
@@ -149,7 +162,7 @@ static int queue(sqlite_store *s, sqlite3_stmt *st, const char *what, int nv, co
         snprintf(err, n, "sqlite %s %s: out of memory", what, s->path);
         return -1;
     }
-    *p = (pending){ NULL, st, NULL, what, nv };
+    *p = (pending){ .st = st, .what = what, .nv = nv };
     char *texts = (char *)(p->v + nv);
     for (int i = 0; i < nv; i++) {
         p->v[i] = v[i];
@@ -203,6 +216,7 @@ static int sq_begin(store *b, char *err, size_t n)
     sqlite_store *s = (sqlite_store *)b;
     pending_free(s->cur);      /* left by a caller that neither committed nor rolled back */
     s->cur = s->cur_tail = NULL;
+    s->hist_last_id = s->hist_committed_id;
     return 0;
 }
 
@@ -222,6 +236,7 @@ static int sq_commit(store *b, char *err, size_t n)
     __atomic_add_fetch(&b->committed, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&s->mu);
     s->cur = s->cur_tail = NULL;
+    s->hist_committed_id = s->hist_last_id;
     return 0;
 }
 
@@ -230,6 +245,7 @@ static void sq_rollback(store *b)
     sqlite_store *s = (sqlite_store *)b;
     pending_free(s->cur);
     s->cur = s->cur_tail = NULL;
+    s->hist_last_id = s->hist_committed_id;
 }
 
 /* Drops every write not yet flushed (they were undone, or are about to
@@ -256,8 +272,12 @@ static int bind_all(sqlite_store *s, const pending *p, char *err, size_t n)
     return 0;
 }
 
+static int write_event(sqlite_store *s, const pending *p, char *err, size_t n);
+
 static int write_one(sqlite_store *s, const pending *p, char *err, size_t n)
 {
+    if (p->event)
+        return write_event(s, p, err, n);
     if (p->sql) {
         if (sqlite3_exec(s->db, p->sql, NULL, NULL, NULL) != SQLITE_OK)
             return fail(s, p->what, err, n);
@@ -276,6 +296,7 @@ static int write_one(sqlite_store *s, const pending *p, char *err, size_t n)
 static int sq_flush(store *b, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
+    pthread_mutex_lock(&s->db_mu);
     pthread_mutex_lock(&s->mu);
     pending *todo = s->done;
     s->done = s->done_tail = NULL;
@@ -283,6 +304,7 @@ static int sq_flush(store *b, char *err, size_t n)
     pthread_mutex_unlock(&s->mu);
     int rc = 0;
     in_flush = 1;
+    s->hist_flushing_id = s->hist_durable_id;
     if (todo) {
         rc = run(s, s->begin, "begin", err, n);
         for (const pending *p = todo; rc == 0 && p; p = p->next)
@@ -295,6 +317,9 @@ static int sq_flush(store *b, char *err, size_t n)
         }
     }
     in_flush = 0;
+    if (rc == 0)
+        s->hist_durable_id = s->hist_flushing_id;
+    pthread_mutex_unlock(&s->db_mu);
     pending_free(todo);
     if (rc == 0)
         __atomic_store_n(&b->durable, upto, __ATOMIC_SEQ_CST);
@@ -383,14 +408,217 @@ static int load_drlcs(sqlite_store *s, void *ctx, int (*fn)(void *, const char *
     return rc == SQLITE_DONE ? 0 : fail(s, "load lifecycles", err, n);
 }
 
+static int read_last_event_id(sqlite_store *s);
+
 static int sq_load(store *b, void *ctx, int (*fn)(void *, const store_rec *),
                    int (*fn_drlc)(void *, const char *, const char *), char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
     drop_queued(s);            /* what is stored, not what was queued */
-    if (load_resources(s, ctx, fn, err, n) != 0)
+    pthread_mutex_lock(&s->db_mu);
+    int rc = read_last_event_id(s);
+    if (rc != 0)
+        fail(s, "load history", err, n);
+    else if ((rc = load_resources(s, ctx, fn, err, n)) == 0)
+        rc = load_drlcs(s, ctx, fn_drlc, err, n);
+    pthread_mutex_unlock(&s->db_mu);
+    return rc;
+}
+
+/* ---- history (docs/history.md) ----
+ * One row per event; nseq numbers a resource's events, so that keeping its
+ * last HISTORY_PER_RESOURCE is one indexed delete; the rowid orders all
+ * events, so that keeping the last max_events is one range delete. Both
+ * deletes run every TRIM_EVERY events only (a change costs one statement
+ * more, not three); reads never return more than the caps allow. Names
+ * whose resource was deleted wait in history_deleted for expiry.
+ *
+ * With group commit an event is queued with its change and written by the
+ * same flush. Its id is given out under the ranch lock (the ranch's
+ * transactions come one at a time; a rollback or a reload takes back the
+ * ids it gave); its nseq is numbered by the committer, which alone writes
+ * the file, so that queuing reads nothing. */
+
+#define TRIM_EVERY 64
+
+/* A queued event's values: h_insert's parameters, in order; nseq is set
+ * when it is written. */
+enum { EV_ID, EV_NAME, EV_NSEQ, EV_VALUES = 11 };
+
+static const char history_schema[] =
+    "CREATE TABLE IF NOT EXISTS history("
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL, nseq INTEGER NOT NULL,"
+    " time INTEGER NOT NULL, endpoint TEXT NOT NULL, from_state TEXT NOT NULL,"
+    " to_state TEXT NOT NULL, owner_from TEXT NOT NULL, owner_to TEXT NOT NULL,"
+    " keys TEXT NOT NULL, keys_total INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS history_by_name ON history(name, nseq);"
+    "CREATE TABLE IF NOT EXISTS history_deleted(name TEXT PRIMARY KEY, at INTEGER NOT NULL);";
+
+/* Binds name and v to st's two parameters and runs it (at flush). */
+static int bind_name_run(sqlite_store *s, sqlite3_stmt *st, const char *name, int64_t v,
+                         const char *what, char *err, size_t n)
+{
+    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) || sqlite3_bind_int64(st, 2, v))
+        return fail(s, what, err, n);
+    return run(s, st, what, err, n);
+}
+
+/* The number of name's newest stored event (0: none). */
+static int last_nseq(sqlite_store *s, const char *name, int64_t *nseq, char *err, size_t n)
+{
+    sqlite3_stmt *st = s->h_last;
+    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC))
+        return fail(s, "bind history name", err, n);
+    int rc = sqlite3_step(st);
+    *nseq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, "read history", err, n);
+}
+
+/* Writes a queued event (the committer, in the flush's transaction): its
+ * number among name's events is known only here, where the file holds
+ * every earlier one, those of this flush included. Keeps name's last
+ * HISTORY_PER_RESOURCE every TRIM_EVERY events. */
+static int write_event(sqlite_store *s, const pending *p, char *err, size_t n)
+{
+    const char *name = p->v[EV_NAME].text;
+    int64_t nseq;
+    if (last_nseq(s, name, &nseq, err, n) != 0)
         return -1;
-    return load_drlcs(s, ctx, fn_drlc, err, n);
+    nseq++;
+    if (bind_all(s, p, err, n) != 0 || sqlite3_bind_int64(p->st, EV_NSEQ + 1, nseq)) {
+        sqlite3_clear_bindings(p->st);
+        return fail(s, p->what, err, n);
+    }
+    if (run(s, p->st, p->what, err, n) != 0)
+        return -1;
+    s->hist_flushing_id = p->v[EV_ID].num;
+    if (nseq > HISTORY_PER_RESOURCE && nseq % TRIM_EVERY == 0)
+        return bind_name_run(s, s->h_trim, name, nseq - HISTORY_PER_RESOURCE, "trim history",
+                             err, n);
+    return 0;
+}
+
+/* Queued with the change it describes (the same queue, hence the same
+ * SQLite transaction): a flush writes both or neither. */
+static int sq_history_put(store *b, const hist_event *e, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    int64_t id = ++s->hist_last_id;
+    sq_val v[EV_VALUES] = {
+        [EV_ID] = { SQ_INT, id, NULL }, [EV_NAME] = { SQ_TEXT, 0, e->name },
+        [EV_NSEQ] = { SQ_INT, 0, NULL }, { SQ_INT, e->time, NULL },
+        { SQ_TEXT, 0, e->endpoint }, { SQ_TEXT, 0, e->from }, { SQ_TEXT, 0, e->to },
+        { SQ_TEXT, 0, e->owner_from }, { SQ_TEXT, 0, e->owner_to }, { SQ_TEXT, 0, e->keys },
+        { SQ_INT, e->keys_total, NULL },
+    };
+    if (queue(s, s->h_insert, "write history", EV_VALUES, v, err, n) != 0)
+        return -1;
+    s->cur_tail->event = 1;
+    if (id > (int64_t)s->hist_lim.max_events && id % TRIM_EVERY == 0) {
+        sq_val cap[1] = { { SQ_INT, id - (int64_t)s->hist_lim.max_events, NULL } };
+        if (queue(s, s->h_cap, "trim history", 1, cap, err, n) != 0)
+            return -1;
+    }
+    sq_val name[2] = { { SQ_TEXT, 0, e->name }, { SQ_INT, e->time, NULL } };
+    if (e->to[0] == '\0')
+        return queue(s, s->h_mark, "mark deleted history", 2, name, err, n);
+    if (e->from[0] == '\0')
+        return queue(s, s->h_unmark, "unmark deleted history", 1, name, err, n);
+    return 0;
+}
+
+/* Reads the file under db_mu, so never during a flush: the events of
+ * durable transactions only (all a client can have been told about). */
+static int sq_history_get(store *b, const char *name, size_t limit, void *ctx,
+                          int (*fn)(void *, const hist_event *), char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    sqlite3_stmt *st = s->h_get;
+    pthread_mutex_lock(&s->db_mu);
+    /* rows past the caps wait for the next trim: never shown */
+    int64_t oldest_id = s->hist_durable_id - (int64_t)s->hist_lim.max_events;
+    if (limit == 0 || limit > HISTORY_PER_RESOURCE)
+        limit = HISTORY_PER_RESOURCE;
+    int rc, got = 0;
+    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 2, oldest_id) || sqlite3_bind_int64(st, 3, (sqlite3_int64)limit)) {
+        got = fail(s, "bind history name", err, n);
+        rc = SQLITE_DONE;
+    } else {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            hist_event e = { name, sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
+                             col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
+                             (uint32_t)sqlite3_column_int64(st, 7) };
+            if (fn(ctx, &e) != 0) {
+                snprintf(err, n, "out of memory reading the history of %s", name);
+                got = -1;
+                break;
+            }
+            got++;
+        }
+    }
+    if (got >= 0 && rc != SQLITE_DONE)
+        got = fail(s, "read history", err, n);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&s->db_mu);
+    return got;
+}
+
+/* Queued like a change (ranch_gc's own transaction), written by the next
+ * flush: nobody waits for it, so the committer's idle flush does. */
+static int sq_history_expire(store *b, int64_t now, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    sq_val cutoff[1] = { { SQ_INT, now - s->hist_lim.keep_deleted_ns, NULL } };
+    if (queue(s, s->h_expire, "expire history", 1, cutoff, err, n) != 0)
+        return -1;
+    return queue(s, s->h_expire_marks, "expire history", 1, cutoff, err, n);
+}
+
+/* The newest event id in the file: where the ids go on from (at open,
+ * and at a reload, which forgets the ids of undone transactions). */
+static int read_last_event_id(sqlite_store *s)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT max(id) FROM history", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return -1;
+    s->hist_last_id = s->hist_committed_id = s->hist_durable_id = id;
+    return 0;
+}
+
+static int prepare_history(sqlite_store *s)
+{
+    struct { sqlite3_stmt **st; const char *sql; } list[] = {
+        { &s->h_last, "SELECT nseq FROM history WHERE name = ? ORDER BY nseq DESC LIMIT 1" },
+        { &s->h_insert, "INSERT INTO history(id, name, nseq, time, endpoint, from_state,"
+                        " to_state, owner_from, owner_to, keys, keys_total)"
+                        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
+        { &s->h_trim, "DELETE FROM history WHERE name = ? AND nseq <= ?" },
+        { &s->h_cap, "DELETE FROM history WHERE id <= ?" },
+        { &s->h_get, "SELECT time, endpoint, from_state, to_state, owner_from, owner_to, keys,"
+                     " keys_total"
+                     " FROM history WHERE name = ? AND id > ? ORDER BY nseq DESC LIMIT ?" },
+        { &s->h_mark, "INSERT OR REPLACE INTO history_deleted(name, at) VALUES(?, ?)" },
+        { &s->h_unmark, "DELETE FROM history_deleted WHERE name = ?" },
+        { &s->h_expire, "DELETE FROM history WHERE name IN"
+                        " (SELECT name FROM history_deleted WHERE at <= ?)" },
+        { &s->h_expire_marks, "DELETE FROM history_deleted WHERE at <= ?" },
+    };
+    if (sqlite3_exec(s->db, history_schema, NULL, NULL, NULL) != SQLITE_OK ||
+        read_last_event_id(s) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st, NULL))
+            return -1;
+    return 0;
 }
 
 static void sq_close(store *b)
@@ -401,8 +629,11 @@ static void sq_close(store *b)
         server_log(SLOG_ERROR, "closing the sqlite store: %s", err);
     drop_queued(s);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->db_mu);
     sqlite3_stmt *all[] = { s->begin, s->commit, s->rollback, s->put, s->del,
-                            s->put_drlc, s->del_drlc };
+                            s->put_drlc, s->del_drlc,
+                            s->h_last, s->h_insert, s->h_trim, s->h_cap, s->h_get, s->h_mark,
+                            s->h_unmark, s->h_expire, s->h_expire_marks };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
@@ -413,7 +644,7 @@ static void sq_close(store *b)
 
 static const store_ops sqlite_ops = {
     sq_load, sq_begin, sq_put, sq_del, sq_put_drlc, sq_del_drlc, sq_commit, sq_rollback, sq_close,
-    sq_flush,
+    sq_flush, sq_history_put, sq_history_get, sq_history_expire,
 };
 
 static int prepare(sqlite_store *s)
@@ -436,6 +667,9 @@ static int prepare(sqlite_store *s)
 
 store *store_sqlite_open(const char *path, char *err, size_t n)
 {
+    history_limits lim;
+    if (history_limits_from_env(&lim, err, n) != 0)
+        return NULL;
     sqlite_store *s = calloc(1, sizeof *s);
     if (s == NULL || (s->path = strdup(path)) == NULL) {
         snprintf(err, n, "out of memory opening sqlite store %s", path);
@@ -443,12 +677,15 @@ store *store_sqlite_open(const char *path, char *err, size_t n)
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->db_mu, NULL);
     s->base.ops = &sqlite_ops;
     s->base.kind = "sqlite";
+    s->hist_lim = lim;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK ||
         sqlite3_busy_timeout(s->db, 1000) != SQLITE_OK ||
-        sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK || prepare(s) != 0) {
+        sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK || prepare(s) != 0 ||
+        prepare_history(s) != 0) {
         char why[1024];
         explain(path, s->db, why, sizeof why);
         snprintf(err, n, "cannot open sqlite store %s: %s", path, why);

@@ -56,7 +56,7 @@ return function(T)
   local function args_for(srv, flags, policies)
     local args = { "janitor", "--boskos-url", srv.url, "--poll-interval", "0.2s" }
     for _, f in ipairs(flags or {}) do args[#args + 1] = f end
-    for _, p in ipairs(policies) do args[#args + 1] = p end
+    for _, p in ipairs(policies or {}) do args[#args + 1] = p end
     return args
   end
 

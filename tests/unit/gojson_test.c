@@ -70,6 +70,27 @@ static void merge(void)
 
 /* Go's UserData.Update member by member: the last of equal keys wins,
  * "" and null delete; keys come out sorted byte-wise. */
+/* A key with invalid UTF-8 names the key Go decodes it to (U+FFFD per
+ * bad byte), which the stored text holds as \ufffd: it replaces and
+ * deletes that key, and a second merge of the same body changes nothing.
+ * (Go writes the valid U+FFFD it decoded as raw bytes.) */
+static void merge_invalid_utf8_key(void)
+{
+    char *m = NULL, *twice = NULL, err[256];
+    const char set[] = "{\"k\xff\":\"2\"}";
+    CHECK(gojson_merge_userdata("{\"k\\ufffd\":\"1\"}", set, strlen(set), &m, err, sizeof err) == 0);
+    CHECK_STR(m, "{\"k\xef\xbf\xbd\":\"2\"}");
+    CHECK(m && gojson_merge_userdata(m, set, strlen(set), &twice, err, sizeof err) == 0);
+    CHECK_STR(twice, "{\"k\xef\xbf\xbd\":\"2\"}");
+    free(m);
+    free(twice);
+    const char del[] = "{\"k\xff\":\"\"}";
+    m = NULL;
+    CHECK(gojson_merge_userdata("{\"k\\ufffd\":\"1\",\"x\":\"y\"}", del, strlen(del), &m, err, sizeof err) == 0);
+    CHECK_STR(m, "{\"x\":\"y\"}");
+    free(m);
+}
+
 static void merge_semantics(void)
 {
     char *m = NULL, err[256];
@@ -157,6 +178,7 @@ int main(void)
     RUN(times);
     RUN(merge);
     RUN(merge_semantics);
+    RUN(merge_invalid_utf8_key);
     RUN(merge_random);
     UNIT_EXIT();
 }
