@@ -5,6 +5,7 @@
 -- change of every writer.
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local S = require "server"
+local http = require "bosk.http"
 
 local N, WRITERS, ACKS = 30000, 8, 400
 
@@ -27,6 +28,35 @@ for i = 1, 100000 do
   log:write("U ", name, " ", i, "\n") log:flush()
 end
 ]]
+
+-- GET /history of each name over one kept connection: name -> events,
+-- newest first.
+local function histories(url, names)
+  local conn, out = http.new(), {}
+  for _, name in ipairs(names) do
+    local status, _, body = conn:request{ method = "GET", url = url .. "/history" .. S.query{ name = name } }
+    assert(status == 200, "GET /history?name=" .. name .. ": " .. tostring(status) .. " " .. tostring(body))
+    out[name] = S.decode(body)
+  end
+  return out
+end
+
+-- Resources whose newest history event does not end in their state and
+-- owner: an event without its change, or a change without its event.
+local function history_mismatches(url, resources)
+  local names, by_name = {}, {}
+  for _, r in ipairs(resources) do names[#names + 1], by_name[r.name] = r.name, r end
+  local wrong = {}
+  for name, events in pairs(histories(url, names)) do
+    local e, r = events[1], by_name[name]
+    if not (e and e.to == r.state and e.owner_to == r.owner) then
+      wrong[#wrong + 1] = name .. " is " .. r.state .. "/" .. r.owner .. ", its newest event " ..
+                          (e and (e.endpoint .. " to " .. e.to .. "/" .. e.owner_to) or "none")
+    end
+  end
+  table.sort(wrong)
+  return wrong
+end
 
 -- The acknowledged updates in all logs, and in the log with fewest.
 local function count_acks(logs)
@@ -95,6 +125,24 @@ T.test("kill -9 during concurrent writers: every acknowledged change of each sur
     for _, r in ipairs(all) do if r.owner == owner then held = held + 1 end end
     T.ok(held == #acked or held == #acked + 1, owner .. " holds at most one unacknowledged", held)
   end
+  -- the history came back with the changes: an event for each one
+  -- acknowledged, none for a change the kill undid
+  local touched = {}
+  for _, r in ipairs(all) do if r.owner ~= "" then touched[#touched + 1] = r end end
+  T.eq(history_mismatches(again.url, touched), {}, "each leased resource's newest event")
+  for w = 1, WRITERS do
+    local acked, updates = read_log(logs[w])
+    local h, missing = histories(again.url, acked), {}
+    for _, name in ipairs(acked) do
+      local acquire, update = false, updates[name] == nil
+      for _, e in ipairs(h[name]) do
+        acquire = acquire or (e.endpoint == "acquire" and e.owner_to == "w" .. w)
+        update = update or (e.endpoint == "update" and e.owner_to == "w" .. w)
+      end
+      if not (acquire and update) then missing[#missing + 1] = name end
+    end
+    T.eq(missing, {}, "the events of w" .. w .. "'s acknowledged acquires and updates")
+  end
   T.ok(total < N, "the kill landed mid-burst", total)
   T.eq(busy_writers, WRITERS, "every writer got answers")
   S.stop(T, again)
@@ -160,6 +208,17 @@ T.test("a commit that cannot be written: 500, memory back to the file, server al
   end
   -- a failed acquire leased nothing; a failed release left the lease
   T.eq(owned, on == "acquire" and {} or { "o" .. failed }, "leases after the failed " .. tostring(on))
+  -- the history is the file's too: no event of the undone change
+  T.eq(history_mismatches(url, S.decode(list)), {}, "each resource's newest event after the reload")
+  for i = 1, 3 do  -- and it goes on after the reload
+    local st2, body2 = T.http("POST", url .. "/acquire?type=t&state=free&dest=busy&owner=after" .. i)
+    if st2 == 200 then
+      local name = S.decode(body2).name
+      local e = histories(url, { name })[name][1]
+      T.eq({ e and e.endpoint, e and e.owner_to }, { "acquire", "after" .. i }, "the event of an acquire after the reload")
+      break
+    end
+  end
   T.contains(proc:output(), "undone", "the server log")
   T.ok(proc:alive(), "the server is still running")
   proc:kill("TERM")
