@@ -30,7 +30,9 @@
     X(lookup_connection_value, MHD_lookup_connection_value) \
     X(get_connection_values, MHD_get_connection_values) \
     X(get_connection_info, MHD_get_connection_info) \
-    X(get_reason_phrase_for, MHD_get_reason_phrase_for)
+    X(get_reason_phrase_for, MHD_get_reason_phrase_for) \
+    X(suspend_connection, MHD_suspend_connection) \
+    X(resume_connection, MHD_resume_connection)
 
 typedef struct {
 #define DL_MHD_MEMBER(member, symbol) __typeof__(symbol) *member;

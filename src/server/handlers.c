@@ -6,7 +6,12 @@
  * the request's upload has been consumed, so nothing is queued on the
  * first call of the access handler for a request. Later calls consume
  * the body; the reply is queued on the call that reports
- * upload_data_size == 0. */
+ * upload_data_size == 0.
+ *
+ * Durable stores (group_commit.h): the reply is built at once but queued
+ * only when every change the request may have seen is durable; until
+ * then the request keeps it and its connection is suspended, and the
+ * access handler is called again once the committer resumes it. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,16 +22,6 @@
 #include "server/http_url.h"
 
 typedef struct {
-    double started;
-    jbuf body;
-    int too_big;
-    int called;                /* the access handler has seen it */
-    http_url url;
-    http_url_status url_status;
-    char url_error[256];
-} request;
-
-typedef struct {
     int status;
     jbuf body;
     const char *content_type;
@@ -34,6 +29,19 @@ typedef struct {
     const char *location;
     int close;                 /* adds Connection: close */
 } reply;
+
+typedef struct {
+    double started;
+    jbuf body;
+    int too_big;
+    int called;                /* the access handler has seen it */
+    http_url url;
+    http_url_status url_status;
+    char url_error[256];
+    reply rp;                  /* built, waiting for its commit when parked */
+    int parked;                /* suspended until its commit is settled */
+    gc_waiter wait;
+} request;
 
 /* The parsed target of the request being dispatched on this thread. The
  * handlers read their parameters through arg(c, name), and the handler
@@ -522,6 +530,36 @@ static void consume(request *rq, const char *data, size_t n)
     jbuf_add(&rq->body, data, n);
 }
 
+/* The request saw changes that a failed commit undid: whatever it was
+ * about to answer, nothing it did or saw holds. */
+static void storage_failed(reply *rp)
+{
+    jbuf_free(&rp->body);
+    jbuf_init(&rp->body);
+    free((void *)rp->location);
+    *rp = (reply){ 500, rp->body, NULL, 0, NULL, 0 };
+    fail(rp, 500, "storage error: the change could not be made durable and was undone; "
+         "try again");
+}
+
+/* Queues the request's reply. */
+static enum MHD_Result answer(handlers_ctx *h, struct MHD_Connection *conn, const char *method,
+                              request *rq)
+{
+    reply *rp = &rq->rp;
+    size_t size = rp->body.len;
+    enum MHD_Result ok = send_reply(conn, rp);
+    if (h->guard)
+        conn_guard_sending(h->guard, conn);
+    const char *ua = dl_mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
+    prom_observe_http(h->prom, rq->url_status == HTTP_URL_OK ? metric_path(rq->url.path) : "unmatched",
+                      method, rp->status, ua, mono_seconds() - rq->started, size);
+    jbuf_free(&rp->body);
+    free((void *)rp->location);
+    rp->location = NULL;
+    return ok;
+}
+
 void *handlers_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     handlers_ctx *h = cls;
@@ -561,21 +599,28 @@ enum MHD_Result handlers_access(void *cls, struct MHD_Connection *conn, const ch
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (rq->parked) {
+        rq->parked = 0;        /* resumed: its commit is settled */
+        if (rq->wait.failed)
+            storage_failed(&rq->rp);
+        return answer(h, conn, method, rq);
+    }
     if (h->guard)
         conn_guard_handling(h->guard, conn);
-    reply rp = { 500, { 0 }, NULL, 0, NULL, 0 };
-    jbuf_init(&rp.body);
-    dispatch(h, conn, method, rq, &rp);
-    size_t size = rp.body.len;
-    enum MHD_Result ok = send_reply(conn, &rp);
-    if (h->guard)
-        conn_guard_sending(h->guard, conn);
-    const char *ua = dl_mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
-    prom_observe_http(h->prom, rq->url_status == HTTP_URL_OK ? metric_path(rq->url.path) : "unmatched",
-                      method, rp.status, ua, mono_seconds() - rq->started, size);
-    jbuf_free(&rp.body);
-    free((void *)rp.location);
-    return ok;
+    rq->rp = (reply){ 500, { 0 }, NULL, 0, NULL, 0 };
+    jbuf_init(&rq->rp.body);
+    dispatch(h, conn, method, rq, &rq->rp);
+    if (h->gc != NULL) {
+        /* parked before waiting: the resume may come before this returns */
+        rq->parked = 1;
+        gc_wait w = group_commit_wait(h->gc, &rq->wait, conn, group_commit_seen(h->gc));
+        if (w == GC_PARKED)
+            return MHD_YES;
+        rq->parked = 0;
+        if (w == GC_FAILED)
+            storage_failed(&rq->rp);
+    }
+    return answer(h, conn, method, rq);
 }
 
 void handlers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -589,6 +634,8 @@ void handlers_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     http_url_free(&rq->url);
     jbuf_free(&rq->body);
+    jbuf_free(&rq->rp.body);
+    free((void *)rq->rp.location);
     free(rq);
     *con_cls = NULL;
     __atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);

@@ -7,6 +7,7 @@
 
 #include "core/dl_mhd.h"
 #include "server/conn_guard.h"
+#include "server/group_commit.h"
 #include "server/prom.h"
 #include "server/ranch.h"
 
@@ -16,6 +17,7 @@ typedef struct {
     int inflight;              /* requests begun and not completed (atomic) */
     int metrics_only;          /* the --metrics-port daemon: only /metrics */
     conn_guard *guard;         /* transfer deadlines (may be NULL) */
+    group_commit *gc;          /* NULL: answers need not wait for a flush */
 } handlers_ctx;
 
 /* MHD_OPTION_URI_LOG_CALLBACK; cls is a handlers_ctx. Called once per

@@ -120,7 +120,8 @@ static unsigned pool_size(void)
 static struct MHD_Daemon *start_http(handlers_ctx *h, const struct sockaddr_storage *sa,
                                      unsigned max_conns, unsigned conns_per_ip)
 {
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+    /* suspend/resume: answers wait for their commit (group_commit.h) */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     if (sa->ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     return dl_mhd.start_daemon(flags, 0, NULL, NULL, handlers_access, h,
@@ -292,9 +293,17 @@ static void stop_http(struct MHD_Daemon *d, handlers_ctx *h)
         nanosleep(&ts, NULL);
     }
     int left = __atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST);
-    if (left > 0)
+    if (left > 0) {
         server_log(SLOG_WARN, "%d request(s) still unfinished after 5 s; closing their connections",
                    left);
+        /* libmicrohttpd aborts when stopped with a suspended connection:
+         * answer the ones still waiting for a commit, and let its threads
+         * take them back (at most a second) */
+        group_commit_release_all(h->gc);
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        for (int i = 0; i < 100 && __atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST) > 0; i++)
+            nanosleep(&ts, NULL);
+    }
     dl_mhd.stop_daemon(d);
 }
 
@@ -342,11 +351,16 @@ static int server_main(const server_opts *o, char *err, size_t n)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, &old);
     conn_guard *guard = conn_guard_new(o->request_deadline);
-    handlers_ctx h = { r, p, 0, 0, guard }, hm = { r, p, 0, 1, guard };
-    struct MHD_Daemon *d = guard ? start_http(&h, &sa, o->max_conns, o->conns_per_ip) : NULL;
+    group_commit *gc = NULL;
+    int gc_rc = group_commit_start(r, st, &gc, err, n);
+    handlers_ctx h = { r, p, 0, 0, guard, gc }, hm = { r, p, 0, 1, guard, gc };
+    struct MHD_Daemon *d = guard && gc_rc == 0 ? start_http(&h, &sa, o->max_conns, o->conns_per_ip)
+                                               : NULL;
     struct MHD_Daemon *dm = NULL;
     int rc = 0;
-    if (guard == NULL) {
+    if (gc_rc != 0) {
+        rc = 1;
+    } else if (guard == NULL) {
         snprintf(err, n, "out of memory");
         rc = 1;
     } else if (d == NULL) {
@@ -373,6 +387,7 @@ static int server_main(const server_opts *o, char *err, size_t n)
         stop_http(d, &h);
         server_log(SLOG_INFO, "stopped");
     }
+    group_commit_stop(gc);     /* after the daemons: their answers waited for it */
     struct timespec zero = { 0, 0 };
     while (sigtimedwait(&set, NULL, &zero) > 0)
         ;

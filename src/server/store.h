@@ -1,9 +1,15 @@
 /* store.h: where the ranch keeps its resources between restarts. The
  * ranch holds everything in memory and calls the store, under its lock,
  * with each operation's changes as one transaction: begin, put/del...,
- * commit (or rollback). A change is acknowledged to a client only after
- * commit returned 0. "memory" keeps nothing but the history (in memory);
- * "sqlite:PATH" keeps all. */
+ * commit (or rollback). "memory" keeps nothing but the history (in
+ * memory); "sqlite:PATH" keeps all.
+ *
+ * Group commit (docs/storage.md): a store with a flush op makes commit
+ * cheap (queued in memory) and not yet durable; flush then makes every transaction committed
+ * so far durable at once. Such a store counts its commits in `committed`
+ * and the ones flush made durable in `durable` (atomics), and a change is
+ * acknowledged to a client only once durable covers everything the client
+ * was shown (server/group_commit.h). Without flush, commit is durable. */
 #ifndef BOSK_STORE_H
 #define BOSK_STORE_H
 
@@ -36,12 +42,20 @@ typedef struct {
     int (*del_drlc)(store *s, const char *type, char *err, size_t err_len);
     int (*commit)(store *s, char *err, size_t err_len);
     void (*rollback)(store *s);
-    void (*close)(store *s);
-    /* History (server/history.h). history_put records one change's event
-     * in the open transaction; history_get calls fn with name's events,
-     * newest first, at most limit (0: all), and returns how many, or -1
-     * with err; history_expire, in a transaction, drops the events of
-     * resources deleted longer ago than the limits keep them. */
+    void (*close)(store *s);   /* flushes first */
+    /* NULL, or: makes every committed transaction durable; called
+     * without the ranch lock. On failure (-1 with err) they are not in
+     * the store, and the caller reloads the ranch (load forgets every
+     * transaction not yet flushed) and counts the reload as one more
+     * commit, durable. */
+    int (*flush)(store *s, char *err, size_t err_len);
+    /* History (server/history.h), under the ranch lock. history_put
+     * records one change's event in the open transaction (with flush:
+     * durable with it); history_get calls fn with name's events, newest
+     * first, at most limit (0: all), and returns how many, or -1 with err
+     * (with flush: only durable events); history_expire, in a
+     * transaction, drops the events of resources deleted longer ago than
+     * the limits keep them. */
     int (*history_put)(store *s, const hist_event *e, char *err, size_t err_len);
     int (*history_get)(store *s, const char *name, size_t limit, void *ctx,
                        int (*fn)(void *ctx, const hist_event *e), char *err, size_t err_len);
@@ -51,6 +65,7 @@ typedef struct {
 struct store {
     const store_ops *ops;
     const char *kind;            /* "memory", "sqlite" */
+    uint64_t committed, durable; /* with flush: commits so far, and made durable */
 };
 
 /* Opens "memory" or "sqlite:PATH"; NULL with err. */

@@ -65,7 +65,7 @@ static int mem_history_expire(store *s, int64_t now, char *err, size_t n)
 
 static const store_ops memory_ops = {
     mem_load, mem_begin, mem_put, mem_del, mem_put_drlc, mem_del_drlc,
-    mem_commit, mem_rollback, mem_close,
+    mem_commit, mem_rollback, mem_close, NULL,
     mem_history_put, mem_history_get, mem_history_expire,
 };
 

@@ -1,10 +1,17 @@
 /* store_sqlite.c: the "sqlite:PATH" store. WAL journal with
- * synchronous=NORMAL: a commit reaches the OS before the ranch answers, so
+ * synchronous=NORMAL: a flush reaches the OS before the ranch answers, so
  * every acknowledged change survives kill -9 of the server (a power loss
  * may drop the last transactions, never corrupt the file). Only the
- * ranch's lock ever touches the connection, and the file is locked for
- * this process alone. */
+ * file is locked for this process alone.
+ *
+ * Group commit (docs/storage.md): the ranch's transactions are queued in
+ * memory (begin, put, del and commit only copy values, under the ranch
+ * lock), and the committer's flush writes all those committed so far as
+ * one SQLite transaction, outside the ranch lock, so that requests go on
+ * while the file is written. Only flush (on the committer thread), load,
+ * history reads and close touch the connection, one at a time (db_mu). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +21,50 @@
 #include "server/store.h"
 #include "server/server_log.h"
 
+/* One queued write: a prepared statement with copies of its values, or
+ * (sql set) a statement's text with its values in it. */
+enum { SQ_NULL, SQ_INT, SQ_TEXT };
+typedef struct {
+    int kind;
+    int64_t num;
+    const char *text;
+} sq_val;
+
+typedef struct pending {
+    struct pending *next;
+    sqlite3_stmt *st;
+    char *sql;
+    const char *what;         /* for error messages */
+    int event;                /* a history event: write_event numbers it */
+    int nv;
+    sq_val v[];               /* texts follow, in the same allocation */
+} pending;
+
 typedef struct {
     store base;
     char *path;
     sqlite3 *db;
     sqlite3_stmt *begin, *commit, *rollback, *put, *del, *put_drlc, *del_drlc;
+    pending *cur, *cur_tail;   /* the open transaction (ranch lock) */
+    pthread_mutex_t mu;        /* guards done and the commit count */
+    pending *done, *done_tail; /* committed, not yet flushed */
+    /* The connection is in SQLite's multi-thread mode (NOMUTEX): one
+     * thread at a time. flush holds db_mu while it writes, so a history
+     * read (a handler thread) waits for it and sees committed rows only. */
+    pthread_mutex_t db_mu;
     history_limits hist_lim;
-    int64_t hist_last_id;        /* the newest event's rowid */
+    /* Event ids (rowids, ordering all events) are given out under the
+     * ranch lock, before their rows reach the file. */
+    int64_t hist_last_id;      /* the newest given out (open transaction too) */
+    int64_t hist_committed_id; /* the newest in a committed transaction */
+    int64_t hist_durable_id;   /* the newest in the file (db_mu) */
+    int64_t hist_flushing_id;  /* the newest written by this flush (db_mu) */
     sqlite3_stmt *h_last, *h_insert, *h_trim, *h_cap, *h_get, *h_mark, *h_unmark,
                  *h_expire, *h_expire_marks;
 } sqlite_store;
+
+/* Set on the committer while it flushes: statements run, not queue. */
+static _Thread_local int in_flush;
 
 /* Exclusive locking: a second server on the same file fails at start
  * instead of leasing the same resources twice. */
@@ -31,10 +72,13 @@ static const char schema[] =
     "PRAGMA locking_mode=EXCLUSIVE;"
     "PRAGMA journal_mode=WAL;"
     "PRAGMA synchronous=NORMAL;"
+    /* a checkpoint copies each page once however often the WAL holds it:
+     * rarer ones cost the committer less (the WAL grows to ~16 MB) */
+    "PRAGMA wal_autocheckpoint=4000;"
     "CREATE TABLE IF NOT EXISTS resources("
     " name TEXT PRIMARY KEY, type TEXT NOT NULL, state TEXT NOT NULL,"
     " owner TEXT NOT NULL, lastupdate INTEGER NOT NULL, expiration INTEGER,"
-    " userdata TEXT NOT NULL, seq INTEGER NOT NULL);"
+    " userdata TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS lifecycles(type TEXT PRIMARY KEY, spec TEXT NOT NULL);";
 
 /* Why SQLite could not open or write path, in words an operator can act
@@ -82,8 +126,83 @@ static int fail(sqlite_store *s, const char *what, char *err, size_t n)
     return -1;
 }
 
+/* ---- the queue of writes ---- */
+
+static void pending_free(pending *p)
+{
+    while (p) {
+        pending *next = p->next;
+        free(p->sql);
+        free(p);
+        p = next;
+    }
+}
+
+static void append(pending **head, pending **tail, pending *p)
+{
+    p->next = NULL;
+    if (*tail)
+        (*tail)->next = p;
+    else
+        *head = p;
+    *tail = p;
+}
+
+/* Queues st with these values in the open transaction (the caller holds
+ * the ranch lock). Texts are copied into the entry. */
+static int queue(sqlite_store *s, sqlite3_stmt *st, const char *what, int nv, const sq_val *v,
+                 char *err, size_t n)
+{
+    size_t bytes = sizeof(pending) + (size_t)nv * sizeof(sq_val);
+    for (int i = 0; i < nv; i++)
+        if (v[i].kind == SQ_TEXT)
+            bytes += strlen(v[i].text) + 1;
+    pending *p = malloc(bytes);
+    if (p == NULL) {
+        snprintf(err, n, "sqlite %s %s: out of memory", what, s->path);
+        return -1;
+    }
+    *p = (pending){ .st = st, .what = what, .nv = nv };
+    char *texts = (char *)(p->v + nv);
+    for (int i = 0; i < nv; i++) {
+        p->v[i] = v[i];
+        if (v[i].kind == SQ_TEXT) {
+            size_t len = strlen(v[i].text) + 1;
+            memcpy(texts, v[i].text, len);
+            p->v[i].text = texts;
+            texts += len;
+        }
+    }
+    append(&s->cur, &s->cur_tail, p);
+    return 0;
+}
+
+/* Runs a statement. Only the committer runs statements; a write op that
+ * binds a statement and calls this from under the ranch lock has it
+ * queued as SQL text with its values, and written by the next flush. */
 static int run(sqlite_store *s, sqlite3_stmt *st, const char *what, char *err, size_t n)
 {
+    if (!in_flush) {
+        char *sql = sqlite3_expanded_sql(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        pending *p = sql ? calloc(1, sizeof *p) : NULL;
+        if (p == NULL) {
+            sqlite3_free(sql);
+            snprintf(err, n, "sqlite %s %s: out of memory", what, s->path);
+            return -1;
+        }
+        p->sql = strdup(sql);
+        sqlite3_free(sql);
+        p->what = what;
+        if (p->sql == NULL) {
+            free(p);
+            snprintf(err, n, "sqlite %s %s: out of memory", what, s->path);
+            return -1;
+        }
+        append(&s->cur, &s->cur_tail, p);
+        return 0;
+    }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -95,63 +214,149 @@ static int run(sqlite_store *s, sqlite3_stmt *st, const char *what, char *err, s
 static int sq_begin(store *b, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    return run(s, s->begin, "begin", err, n);
+    pending_free(s->cur);      /* left by a caller that neither committed nor rolled back */
+    s->cur = s->cur_tail = NULL;
+    s->hist_last_id = s->hist_committed_id;
+    return 0;
 }
 
+/* The transaction joins the committed ones: visible at once (the ranch
+ * applies it), durable at the next flush. */
 static int sq_commit(store *b, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    return run(s, s->commit, "commit", err, n);
+    pthread_mutex_lock(&s->mu);
+    if (s->cur) {
+        if (s->done_tail)
+            s->done_tail->next = s->cur;
+        else
+            s->done = s->cur;
+        s->done_tail = s->cur_tail;
+    }
+    __atomic_add_fetch(&b->committed, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&s->mu);
+    s->cur = s->cur_tail = NULL;
+    s->hist_committed_id = s->hist_last_id;
+    return 0;
 }
 
 static void sq_rollback(store *b)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (!sqlite3_get_autocommit(s->db)) {
-        sqlite3_step(s->rollback);
-        sqlite3_reset(s->rollback);
+    pending_free(s->cur);
+    s->cur = s->cur_tail = NULL;
+    s->hist_last_id = s->hist_committed_id;
+}
+
+/* Drops every write not yet flushed (they were undone, or are about to
+ * be: load and close). */
+static void drop_queued(sqlite_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    pending_free(s->done);
+    s->done = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    sq_rollback(&s->base);
+}
+
+static int bind_all(sqlite_store *s, const pending *p, char *err, size_t n)
+{
+    for (int i = 0; i < p->nv; i++) {
+        const sq_val *v = &p->v[i];
+        int rc = v->kind == SQ_TEXT ? sqlite3_bind_text(p->st, i + 1, v->text, -1, SQLITE_STATIC)
+               : v->kind == SQ_INT ? sqlite3_bind_int64(p->st, i + 1, v->num)
+               : sqlite3_bind_null(p->st, i + 1);
+        if (rc != SQLITE_OK)
+            return fail(s, p->what, err, n);
     }
+    return 0;
+}
+
+static int write_event(sqlite_store *s, const pending *p, char *err, size_t n);
+
+static int write_one(sqlite_store *s, const pending *p, char *err, size_t n)
+{
+    if (p->event)
+        return write_event(s, p, err, n);
+    if (p->sql) {
+        if (sqlite3_exec(s->db, p->sql, NULL, NULL, NULL) != SQLITE_OK)
+            return fail(s, p->what, err, n);
+        return 0;
+    }
+    if (bind_all(s, p, err, n) != 0) {
+        sqlite3_clear_bindings(p->st);
+        return -1;
+    }
+    return run(s, p->st, p->what, err, n);
+}
+
+/* Writes the queued transactions as one SQLite transaction. Called by the
+ * committer without the ranch lock: only the swap of the queue takes the
+ * store's mutex, and the ranch meanwhile queues the next group. */
+static int sq_flush(store *b, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    pthread_mutex_lock(&s->db_mu);
+    pthread_mutex_lock(&s->mu);
+    pending *todo = s->done;
+    s->done = s->done_tail = NULL;
+    uint64_t upto = __atomic_load_n(&b->committed, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&s->mu);
+    int rc = 0;
+    in_flush = 1;
+    s->hist_flushing_id = s->hist_durable_id;
+    if (todo) {
+        rc = run(s, s->begin, "begin", err, n);
+        for (const pending *p = todo; rc == 0 && p; p = p->next)
+            rc = write_one(s, p, err, n);
+        if (rc == 0)
+            rc = run(s, s->commit, "commit", err, n);
+        if (rc != 0 && !sqlite3_get_autocommit(s->db)) {
+            sqlite3_step(s->rollback);
+            sqlite3_reset(s->rollback);
+        }
+    }
+    in_flush = 0;
+    if (rc == 0)
+        s->hist_durable_id = s->hist_flushing_id;
+    pthread_mutex_unlock(&s->db_mu);
+    pending_free(todo);
+    if (rc == 0)
+        __atomic_store_n(&b->durable, upto, __ATOMIC_SEQ_CST);
+    return rc;
 }
 
 static int sq_put(store *b, const store_rec *r, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    sqlite3_stmt *st = s->put;
-    if (sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 2, r->type, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 3, r->state, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 4, r->owner, -1, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 5, r->lastupdate) ||
-        (r->has_exp ? sqlite3_bind_int64(st, 6, r->expiration) : sqlite3_bind_null(st, 6)) ||
-        sqlite3_bind_text(st, 7, r->userdata, -1, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 8, (sqlite3_int64)r->seq))
-        return fail(s, "bind resource", err, n);
-    return run(s, st, "write resource", err, n);
+    sq_val v[8] = {
+        { SQ_TEXT, 0, r->name }, { SQ_TEXT, 0, r->type }, { SQ_TEXT, 0, r->state },
+        { SQ_TEXT, 0, r->owner }, { SQ_INT, r->lastupdate, NULL },
+        { r->has_exp ? SQ_INT : SQ_NULL, r->expiration, NULL }, { SQ_TEXT, 0, r->userdata },
+        { SQ_INT, (int64_t)r->seq, NULL },
+    };
+    return queue(s, s->put, "write resource", 8, v, err, n);
 }
 
 static int sq_del(store *b, const char *name, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (sqlite3_bind_text(s->del, 1, name, -1, SQLITE_STATIC))
-        return fail(s, "bind name", err, n);
-    return run(s, s->del, "delete resource", err, n);
+    sq_val v[1] = { { SQ_TEXT, 0, name } };
+    return queue(s, s->del, "delete resource", 1, v, err, n);
 }
 
 static int sq_put_drlc(store *b, const char *type, const char *json, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (sqlite3_bind_text(s->put_drlc, 1, type, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(s->put_drlc, 2, json, -1, SQLITE_STATIC))
-        return fail(s, "bind lifecycle", err, n);
-    return run(s, s->put_drlc, "write lifecycle", err, n);
+    sq_val v[2] = { { SQ_TEXT, 0, type }, { SQ_TEXT, 0, json } };
+    return queue(s, s->put_drlc, "write lifecycle", 2, v, err, n);
 }
 
 static int sq_del_drlc(store *b, const char *type, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (sqlite3_bind_text(s->del_drlc, 1, type, -1, SQLITE_STATIC))
-        return fail(s, "bind lifecycle", err, n);
-    return run(s, s->del_drlc, "delete lifecycle", err, n);
+    sq_val v[1] = { { SQ_TEXT, 0, type } };
+    return queue(s, s->del_drlc, "delete lifecycle", 1, v, err, n);
 }
 
 static const char *col_text(sqlite3_stmt *st, int i)
@@ -203,13 +408,21 @@ static int load_drlcs(sqlite_store *s, void *ctx, int (*fn)(void *, const char *
     return rc == SQLITE_DONE ? 0 : fail(s, "load lifecycles", err, n);
 }
 
+static int read_last_event_id(sqlite_store *s);
+
 static int sq_load(store *b, void *ctx, int (*fn)(void *, const store_rec *),
                    int (*fn_drlc)(void *, const char *, const char *), char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    if (load_resources(s, ctx, fn, err, n) != 0)
-        return -1;
-    return load_drlcs(s, ctx, fn_drlc, err, n);
+    drop_queued(s);            /* what is stored, not what was queued */
+    pthread_mutex_lock(&s->db_mu);
+    int rc = read_last_event_id(s);
+    if (rc != 0)
+        fail(s, "load history", err, n);
+    else if ((rc = load_resources(s, ctx, fn, err, n)) == 0)
+        rc = load_drlcs(s, ctx, fn_drlc, err, n);
+    pthread_mutex_unlock(&s->db_mu);
+    return rc;
 }
 
 /* ---- history (docs/history.md) ----
@@ -218,9 +431,19 @@ static int sq_load(store *b, void *ctx, int (*fn)(void *, const store_rec *),
  * events, so that keeping the last max_events is one range delete. Both
  * deletes run every TRIM_EVERY events only (a change costs one statement
  * more, not three); reads never return more than the caps allow. Names
- * whose resource was deleted wait in history_deleted for expiry. */
+ * whose resource was deleted wait in history_deleted for expiry.
+ *
+ * With group commit an event is queued with its change and written by the
+ * same flush. Its id is given out under the ranch lock (the ranch's
+ * transactions come one at a time; a rollback or a reload takes back the
+ * ids it gave); its nseq is numbered by the committer, which alone writes
+ * the file, so that queuing reads nothing. */
 
 #define TRIM_EVERY 64
+
+/* A queued event's values: h_insert's parameters, in order; nseq is set
+ * when it is written. */
+enum { EV_ID, EV_NAME, EV_NSEQ, EV_VALUES = 11 };
 
 static const char history_schema[] =
     "CREATE TABLE IF NOT EXISTS history("
@@ -231,10 +454,11 @@ static const char history_schema[] =
     "CREATE INDEX IF NOT EXISTS history_by_name ON history(name, nseq);"
     "CREATE TABLE IF NOT EXISTS history_deleted(name TEXT PRIMARY KEY, at INTEGER NOT NULL);";
 
-static int bind_name_run(sqlite_store *s, sqlite3_stmt *st, const hist_event *e, int64_t v,
+/* Binds name and v to st's two parameters and runs it (at flush). */
+static int bind_name_run(sqlite_store *s, sqlite3_stmt *st, const char *name, int64_t v,
                          const char *what, char *err, size_t n)
 {
-    if (sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC) || sqlite3_bind_int64(st, 2, v))
+    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) || sqlite3_bind_int64(st, 2, v))
         return fail(s, what, err, n);
     return run(s, st, what, err, n);
 }
@@ -252,100 +476,131 @@ static int last_nseq(sqlite_store *s, const char *name, int64_t *nseq, char *err
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, "read history", err, n);
 }
 
-/* Inserts e numbered after name's newest event; *nseq: its number. */
-static int insert_event(sqlite_store *s, const hist_event *e, int64_t *nseq, char *err, size_t n)
+/* Writes a queued event (the committer, in the flush's transaction): its
+ * number among name's events is known only here, where the file holds
+ * every earlier one, those of this flush included. Keeps name's last
+ * HISTORY_PER_RESOURCE every TRIM_EVERY events. */
+static int write_event(sqlite_store *s, const pending *p, char *err, size_t n)
 {
-    sqlite3_stmt *st = s->h_insert;
-    if (last_nseq(s, e->name, nseq, err, n) != 0)
+    const char *name = p->v[EV_NAME].text;
+    int64_t nseq;
+    if (last_nseq(s, name, &nseq, err, n) != 0)
         return -1;
-    if (sqlite3_bind_text(st, 1, e->name, -1, SQLITE_STATIC) || sqlite3_bind_int64(st, 2, ++*nseq) ||
-        sqlite3_bind_int64(st, 3, e->time) ||
-        sqlite3_bind_text(st, 4, e->endpoint, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 5, e->from, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 6, e->to, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 7, e->owner_from, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 8, e->owner_to, -1, SQLITE_STATIC) ||
-        sqlite3_bind_text(st, 9, e->keys, -1, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 10, e->keys_total))
-        return fail(s, "bind history event", err, n);
-    return run(s, st, "write history", err, n);
-}
-
-static int sq_history_put(store *b, const hist_event *e, char *err, size_t n)
-{
-    sqlite_store *s = (sqlite_store *)b;
-    int64_t nseq = 0;
-    if (insert_event(s, e, &nseq, err, n) != 0)
-        return -1;
-    int64_t id = s->hist_last_id = sqlite3_last_insert_rowid(s->db);
-    if (nseq > HISTORY_PER_RESOURCE && nseq % TRIM_EVERY == 0 &&
-        bind_name_run(s, s->h_trim, e, nseq - HISTORY_PER_RESOURCE, "trim history", err, n) != 0)
-        return -1;
-    if (id > (int64_t)s->hist_lim.max_events && id % TRIM_EVERY == 0) {
-        if (sqlite3_bind_int64(s->h_cap, 1, id - (int64_t)s->hist_lim.max_events) ||
-            run(s, s->h_cap, "trim history", err, n) != 0)
-            return -1;
+    nseq++;
+    if (bind_all(s, p, err, n) != 0 || sqlite3_bind_int64(p->st, EV_NSEQ + 1, nseq)) {
+        sqlite3_clear_bindings(p->st);
+        return fail(s, p->what, err, n);
     }
-    if (e->to[0] == '\0')
-        return bind_name_run(s, s->h_mark, e, e->time, "mark deleted history", err, n);
-    if (e->from[0] == '\0') {
-        if (sqlite3_bind_text(s->h_unmark, 1, e->name, -1, SQLITE_STATIC))
-            return fail(s, "bind history name", err, n);
-        return run(s, s->h_unmark, "unmark deleted history", err, n);
-    }
+    if (run(s, p->st, p->what, err, n) != 0)
+        return -1;
+    s->hist_flushing_id = p->v[EV_ID].num;
+    if (nseq > HISTORY_PER_RESOURCE && nseq % TRIM_EVERY == 0)
+        return bind_name_run(s, s->h_trim, name, nseq - HISTORY_PER_RESOURCE, "trim history",
+                             err, n);
     return 0;
 }
 
+/* Queued with the change it describes (the same queue, hence the same
+ * SQLite transaction): a flush writes both or neither. */
+static int sq_history_put(store *b, const hist_event *e, char *err, size_t n)
+{
+    sqlite_store *s = (sqlite_store *)b;
+    int64_t id = ++s->hist_last_id;
+    sq_val v[EV_VALUES] = {
+        [EV_ID] = { SQ_INT, id, NULL }, [EV_NAME] = { SQ_TEXT, 0, e->name },
+        [EV_NSEQ] = { SQ_INT, 0, NULL }, { SQ_INT, e->time, NULL },
+        { SQ_TEXT, 0, e->endpoint }, { SQ_TEXT, 0, e->from }, { SQ_TEXT, 0, e->to },
+        { SQ_TEXT, 0, e->owner_from }, { SQ_TEXT, 0, e->owner_to }, { SQ_TEXT, 0, e->keys },
+        { SQ_INT, e->keys_total, NULL },
+    };
+    if (queue(s, s->h_insert, "write history", EV_VALUES, v, err, n) != 0)
+        return -1;
+    s->cur_tail->event = 1;
+    if (id > (int64_t)s->hist_lim.max_events && id % TRIM_EVERY == 0) {
+        sq_val cap[1] = { { SQ_INT, id - (int64_t)s->hist_lim.max_events, NULL } };
+        if (queue(s, s->h_cap, "trim history", 1, cap, err, n) != 0)
+            return -1;
+    }
+    sq_val name[2] = { { SQ_TEXT, 0, e->name }, { SQ_INT, e->time, NULL } };
+    if (e->to[0] == '\0')
+        return queue(s, s->h_mark, "mark deleted history", 2, name, err, n);
+    if (e->from[0] == '\0')
+        return queue(s, s->h_unmark, "unmark deleted history", 1, name, err, n);
+    return 0;
+}
+
+/* Reads the file under db_mu, so never during a flush: the events of
+ * durable transactions only (all a client can have been told about). */
 static int sq_history_get(store *b, const char *name, size_t limit, void *ctx,
                           int (*fn)(void *, const hist_event *), char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
     sqlite3_stmt *st = s->h_get;
+    pthread_mutex_lock(&s->db_mu);
     /* rows past the caps wait for the next trim: never shown */
-    int64_t oldest_id = s->hist_last_id - (int64_t)s->hist_lim.max_events;
+    int64_t oldest_id = s->hist_durable_id - (int64_t)s->hist_lim.max_events;
     if (limit == 0 || limit > HISTORY_PER_RESOURCE)
         limit = HISTORY_PER_RESOURCE;
-    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) ||
-        sqlite3_bind_int64(st, 2, oldest_id) || sqlite3_bind_int64(st, 3, (sqlite3_int64)limit))
-        return fail(s, "bind history name", err, n);
     int rc, got = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        hist_event e = { name, sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
-                         col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
-                         (uint32_t)sqlite3_column_int64(st, 7) };
-        if (fn(ctx, &e) != 0) {
-            snprintf(err, n, "out of memory reading the history of %s", name);
-            got = -1;
-            break;
+    if (sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) ||
+        sqlite3_bind_int64(st, 2, oldest_id) || sqlite3_bind_int64(st, 3, (sqlite3_int64)limit)) {
+        got = fail(s, "bind history name", err, n);
+        rc = SQLITE_DONE;
+    } else {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            hist_event e = { name, sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
+                             col_text(st, 3), col_text(st, 4), col_text(st, 5), col_text(st, 6),
+                             (uint32_t)sqlite3_column_int64(st, 7) };
+            if (fn(ctx, &e) != 0) {
+                snprintf(err, n, "out of memory reading the history of %s", name);
+                got = -1;
+                break;
+            }
+            got++;
         }
-        got++;
     }
     if (got >= 0 && rc != SQLITE_DONE)
         got = fail(s, "read history", err, n);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&s->db_mu);
     return got;
 }
 
+/* Queued like a change (ranch_gc's own transaction), written by the next
+ * flush: nobody waits for it, so the committer's idle flush does. */
 static int sq_history_expire(store *b, int64_t now, char *err, size_t n)
 {
     sqlite_store *s = (sqlite_store *)b;
-    int64_t cutoff = now - s->hist_lim.keep_deleted_ns;
-    if (sqlite3_bind_int64(s->h_expire, 1, cutoff) ||
-        sqlite3_bind_int64(s->h_expire_marks, 1, cutoff))
-        return fail(s, "bind history expiry", err, n);
-    if (run(s, s->h_expire, "expire history", err, n) != 0)
+    sq_val cutoff[1] = { { SQ_INT, now - s->hist_lim.keep_deleted_ns, NULL } };
+    if (queue(s, s->h_expire, "expire history", 1, cutoff, err, n) != 0)
         return -1;
-    return run(s, s->h_expire_marks, "expire history", err, n);
+    return queue(s, s->h_expire_marks, "expire history", 1, cutoff, err, n);
+}
+
+/* The newest event id in the file: where the ids go on from (at open,
+ * and at a reload, which forgets the ids of undone transactions). */
+static int read_last_event_id(sqlite_store *s)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT max(id) FROM history", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return -1;
+    s->hist_last_id = s->hist_committed_id = s->hist_durable_id = id;
+    return 0;
 }
 
 static int prepare_history(sqlite_store *s)
 {
     struct { sqlite3_stmt **st; const char *sql; } list[] = {
         { &s->h_last, "SELECT nseq FROM history WHERE name = ? ORDER BY nseq DESC LIMIT 1" },
-        { &s->h_insert, "INSERT INTO history(name, nseq, time, endpoint, from_state, to_state,"
-                        " owner_from, owner_to, keys, keys_total)"
-                        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
+        { &s->h_insert, "INSERT INTO history(id, name, nseq, time, endpoint, from_state,"
+                        " to_state, owner_from, owner_to, keys, keys_total)"
+                        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
         { &s->h_trim, "DELETE FROM history WHERE name = ? AND nseq <= ?" },
         { &s->h_cap, "DELETE FROM history WHERE id <= ?" },
         { &s->h_get, "SELECT time, endpoint, from_state, to_state, owner_from, owner_to, keys,"
@@ -357,14 +612,8 @@ static int prepare_history(sqlite_store *s)
                         " (SELECT name FROM history_deleted WHERE at <= ?)" },
         { &s->h_expire_marks, "DELETE FROM history_deleted WHERE at <= ?" },
     };
-    sqlite3_stmt *st;
     if (sqlite3_exec(s->db, history_schema, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "SELECT max(id) FROM history", -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    int rc = sqlite3_step(st);
-    s->hist_last_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
+        read_last_event_id(s) != 0)
         return -1;
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].st, NULL))
@@ -375,6 +624,12 @@ static int prepare_history(sqlite_store *s)
 static void sq_close(store *b)
 {
     sqlite_store *s = (sqlite_store *)b;
+    char err[1024];
+    if (s->db != NULL && s->commit != NULL && sq_flush(b, err, sizeof err) != 0)
+        server_log(SLOG_ERROR, "closing the sqlite store: %s", err);
+    drop_queued(s);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->db_mu);
     sqlite3_stmt *all[] = { s->begin, s->commit, s->rollback, s->put, s->del,
                             s->put_drlc, s->del_drlc,
                             s->h_last, s->h_insert, s->h_trim, s->h_cap, s->h_get, s->h_mark,
@@ -389,7 +644,7 @@ static void sq_close(store *b)
 
 static const store_ops sqlite_ops = {
     sq_load, sq_begin, sq_put, sq_del, sq_put_drlc, sq_del_drlc, sq_commit, sq_rollback, sq_close,
-    sq_history_put, sq_history_get, sq_history_expire,
+    sq_flush, sq_history_put, sq_history_get, sq_history_expire,
 };
 
 static int prepare(sqlite_store *s)
@@ -421,6 +676,8 @@ store *store_sqlite_open(const char *path, char *err, size_t n)
         free(s);
         return NULL;
     }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->db_mu, NULL);
     s->base.ops = &sqlite_ops;
     s->base.kind = "sqlite";
     s->hist_lim = lim;

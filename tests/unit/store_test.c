@@ -1,5 +1,6 @@
-/* store_test.c: the store interface: SQLite commit, rollback, delete,
- * lifecycles and reopen; store_open's spec errors. */
+/* store_test.c: the store interface: SQLite commit, flush (group
+ * commit: durable only once flushed), rollback, delete, lifecycles and
+ * reopen; store_open's spec errors. */
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,6 +52,9 @@ static void sqlite_store(void)
     CHECK(s->ops->put(s, &b, err, sizeof err) == 0 && s->ops->put(s, &a, err, sizeof err) == 0);
     CHECK(s->ops->put_drlc(s, "d", "{\"state\":\"free\"}", err, sizeof err) == 0);
     CHECK(s->ops->commit(s, err, sizeof err) == 0);
+    CHECK(s->committed == 1 && s->durable == 0);
+    CHECK(s->ops->flush(s, err, sizeof err) == 0);
+    CHECK(s->durable == 1);
     s->ops->close(s);
     s = store_sqlite_open(path, err, sizeof err);
     CHECK(s != NULL);
@@ -59,6 +63,13 @@ static void sqlite_store(void)
     CHECK_STR(load(s), "t/a/free//{}/1/0;t/b/busy/o/{\"k\":\"v\"}/2/1;D d {\"state\":\"free\"};");
     CHECK(s->ops->begin(s, err, sizeof err) == 0 && s->ops->del(s, "a", err, sizeof err) == 0 &&
           s->ops->del_drlc(s, "d", err, sizeof err) == 0 && s->ops->commit(s, err, sizeof err) == 0);
+    CHECK(s->ops->flush(s, err, sizeof err) == 0);
+    CHECK_STR(load(s), "t/b/busy/o/{\"k\":\"v\"}/2/1;");
+    /* committed but not flushed: load reads the store and forgets it */
+    CHECK(s->ops->begin(s, err, sizeof err) == 0 && s->ops->del(s, "b", err, sizeof err) == 0 &&
+          s->ops->commit(s, err, sizeof err) == 0);
+    CHECK_STR(load(s), "t/b/busy/o/{\"k\":\"v\"}/2/1;");
+    CHECK(s->ops->flush(s, err, sizeof err) == 0);
     CHECK_STR(load(s), "t/b/busy/o/{\"k\":\"v\"}/2/1;");
     s->ops->close(s);
     unlink(path);
@@ -125,7 +136,7 @@ static void load_error_names_type(void)
         return;
     CHECK(s->ops->begin(s, err, sizeof err) == 0 &&
           s->ops->put_drlc(s, "dyn-type", "{}", err, sizeof err) == 0 &&
-          s->ops->commit(s, err, sizeof err) == 0);
+          s->ops->commit(s, err, sizeof err) == 0 && s->ops->flush(s, err, sizeof err) == 0);
     CHECK(s->ops->load(s, NULL, on_res, reject_drlc, err, sizeof err) != 0);
     CHECK(strstr(err, "lifecycle of type dyn-type is not valid JSON") != NULL);
     CHECK(strstr(err, path) != NULL);
