@@ -490,7 +490,7 @@ function Sup:clean(lane, lease, res, ticket, gen)
   local started = core.monotime()
   self.seen[res.name] = true
   if p.recycle then self:recycle(lease, res) end
-  self.metrics.in_flight = self.metrics.in_flight + 1
+  self.metrics:cleaning_began(lease.type)
   local record = { kind = "cleaning", lease = lease }
   local outcome, err
   local watch = safety.watch(record, lease, p)   -- progress_timeout
@@ -502,7 +502,7 @@ function Sup:clean(lane, lease, res, ticket, gen)
   end
   watch.stop()
   outcome, err = safety.outcome(self.safety, record, lease, outcome, err)
-  self.metrics.in_flight = self.metrics.in_flight - 1
+  self.metrics:cleaning_ended(lease.type)
   local elapsed = core.monotime() - started
   self:free_slot(lane)
   self:count(lease.type, outcome)
@@ -636,6 +636,12 @@ function Sup:start()
   self:recover()
   self:schedule()
   self:every(self.opts.update_frequency, function() self:heartbeat() end)
+  -- The backlog gauges: fetched from the server off the cleaning path,
+  -- only while the metrics are served (bosk.janitor_log).
+  self:every(1, function()
+    if self.stopping then return end
+    self.metrics:poll_backlog(self.api, self.lanes, function(fn) self:spawn("backlog", fn) end)
+  end)
   self.signals = {
     loop.signal("TERM", function() self:shutdown("SIGTERM") end),
     loop.signal("INT", function() self:shutdown("SIGINT") end),

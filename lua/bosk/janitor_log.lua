@@ -4,6 +4,7 @@
 --   log.info(msg, fields) / log.warn / log.error / log.debug / log.trace
 --   log.line(fields_or_message)
 --   local m = log.metrics()  -- counters and gauges; m:render() -> text
+--   m:poll_backlog(api, lanes, spawn)  -- refreshes the backlog gauges (docs/janitor-metrics.md)
 --
 -- One line per event, written with a single write so lines from the
 -- supervisor and its workers (which share stderr) never interleave.
@@ -118,6 +119,12 @@ function M.metrics()
   return setmetatable({
     cleanings = {},        -- [type][outcome] = n
     durations = {},        -- [type] = {buckets = {...}, sum =, count =}
+    cleaning_seconds = {}, -- [type \0 outcome] = {buckets = {...}, sum =, count =}
+    in_flight_by_type = {},-- [type] = n (0 once a type was seen)
+    backlog = {},          -- [type] = {count =, oldest = seconds | nil, at = monotime}
+    backlog_polls = {},    -- [type] = {busy =, at = monotime of the last poll}
+    listing = nil,         -- false once the server proved it has no GET /resources
+    rendered = false,      -- render() was called: someone reads these metrics
     last_success = {},     -- [type] = unix time
     in_flight = 0,
     held = 0,
@@ -131,21 +138,38 @@ function M.metrics()
   }, Metrics)
 end
 
-function Metrics:observe(rtype, outcome, seconds)
-  local by = self.cleanings[rtype] or {}
-  self.cleanings[rtype] = by
-  by[outcome] = (by[outcome] or 0) + 1
-  local d = self.durations[rtype]
+-- Adds one observation to the histogram t[key] (created empty).
+local function observe_into(t, key, seconds)
+  local d = t[key]
   if not d then
     d = { buckets = {}, sum = 0, count = 0 }
     for i = 1, #BUCKETS do d.buckets[i] = 0 end
-    self.durations[rtype] = d
+    t[key] = d
   end
   for i, le in ipairs(BUCKETS) do
     if seconds <= le then d.buckets[i] = d.buckets[i] + 1 end
   end
   d.sum, d.count = d.sum + seconds, d.count + 1
+end
+
+function Metrics:observe(rtype, outcome, seconds)
+  local by = self.cleanings[rtype] or {}
+  self.cleanings[rtype] = by
+  by[outcome] = (by[outcome] or 0) + 1
+  observe_into(self.durations, rtype, seconds)
+  observe_into(self.cleaning_seconds, rtype .. "\0" .. outcome, seconds)
   if outcome == "success" then self.last_success[rtype] = core.realtime() end
+end
+
+-- m:cleaning_began(type) / m:cleaning_ended(type): the in-flight gauges.
+function Metrics:cleaning_began(rtype)
+  self.in_flight = self.in_flight + 1
+  self.in_flight_by_type[rtype] = (self.in_flight_by_type[rtype] or 0) + 1
+end
+
+function Metrics:cleaning_ended(rtype)
+  self.in_flight = self.in_flight - 1
+  self.in_flight_by_type[rtype] = (self.in_flight_by_type[rtype] or 1) - 1
 end
 
 local function sorted(t)
@@ -153,6 +177,103 @@ local function sorted(t)
   for k in pairs(t) do keys[#keys + 1] = k end
   table.sort(keys)
   return keys
+end
+
+-- Backlog ----------------------------------------------------------------
+-- The backlog gauges are the server's figures, not the janitor's: /metric
+-- counts every state of a type (upstream Boskos has it too) and the
+-- listing endpoint (bosk server only) gives each waiting resource's
+-- lastupdate. They are asked for off the cleaning path, by their own
+-- coroutines, at most once per BACKLOG_EVERY seconds and type, and only
+-- once render() has been called (someone serves these metrics).
+M.BACKLOG_EVERY = 5
+
+-- Unix time of the oldest lastupdate among the resources the listing
+-- answered with; nil when there is none.
+local function oldest_lastupdate(list)
+  local parse = require("bosk.janitor_safety").parse_time
+  local oldest
+  for _, r in ipairs(list) do
+    local t = type(r) == "table" and type(r.lastupdate) == "string" and parse(r.lastupdate)
+    if t and (oldest == nil or t < oldest) then oldest = t end
+  end
+  return oldest
+end
+
+-- oldest_waiting(api, rtype, state) -> unix time | false (nothing waits) |
+-- nil (unknown now). A 404, or a 200 that is not a JSON list (upstream's
+-- catch-all handler), means the server has no listing: never asked again.
+function Metrics:oldest_waiting(api, rtype, state)
+  local status, body, err = api:request("GET", "/resources", { type = rtype, state = state })
+  if status == 404 or (status == 200 and not (body or ""):find("^%s*[%[n]")) then
+    self.listing = false
+    M.info("the server has no listing endpoint (GET /resources): bosk_janitor_oldest_waiting_seconds is left out",
+           { type = rtype })
+    return nil
+  end
+  if status ~= 200 then
+    M.debug("backlog: cannot list the waiting resources", { type = rtype, state = state, status = status, error = err })
+    return nil
+  end
+  local list = require("bosk.wire").decode_json(body)
+  if type(list) ~= "table" then return nil end
+  self.listing = true
+  return oldest_lastupdate(list) or false
+end
+
+-- Refreshes self.backlog[rtype] from the server: the resources in any of
+-- the `from` states of the type's policies (a set), and the oldest of them.
+function Metrics:poll_type(api, rtype, froms)
+  local m, _, msg = api:metric(rtype)
+  if type(m) ~= "table" or type(m.current) ~= "table" then
+    self.backlog[rtype] = nil        -- no figure rather than a stale one
+    M.debug("backlog: cannot read the type's counts", { type = rtype, error = msg })
+    return
+  end
+  local entry = { count = 0, since = false }
+  for state in pairs(froms) do
+    local n = tonumber(m.current[state]) or 0
+    entry.count = entry.count + n
+    -- Nothing waits: no listing needed, unless it is not known yet
+    -- whether the server has one (so upstream never shows the gauge).
+    if entry.since ~= nil and (n > 0 or self.listing == nil) and self.listing ~= false then
+      local t = self:oldest_waiting(api, rtype, state)
+      if t == nil then entry.since = nil
+      elseif t and (entry.since == false or t < entry.since) then entry.since = t end
+    end
+  end
+  if self.listing == false then entry.since = nil end
+  self.backlog[rtype] = entry
+end
+
+-- m:poll_backlog(api, lanes, spawn): called every second or so by the
+-- supervisor; starts spawn(fn) for each policy type whose figures are
+-- older than BACKLOG_EVERY and not being fetched already.
+function Metrics:poll_backlog(api, lanes, spawn)
+  if not self.rendered then return end
+  local froms, order = {}, {}
+  for _, lane in ipairs(lanes) do
+    local t = lane.type
+    self.in_flight_by_type[t] = self.in_flight_by_type[t] or 0
+    if not froms[t] then froms[t], order[#order + 1] = {}, t end
+    froms[t][lane.policy.from] = true
+  end
+  for t in pairs(self.backlog) do
+    if not froms[t] then self.backlog[t] = nil end   -- a type a reload dropped
+  end
+  local now = core.monotime()
+  for _, t in ipairs(order) do
+    local poll = self.backlog_polls[t] or {}
+    self.backlog_polls[t] = poll
+    if not poll.busy and (poll.at == nil or now - poll.at >= M.BACKLOG_EVERY) then
+      poll.busy, poll.at = true, now
+      spawn(function()
+        local ok, err = pcall(self.poll_type, self, api, t, froms[t])
+        poll.busy = false
+        if not ok then M.error("backlog: internal error", { type = t, error = err }) end
+      end)
+    end
+  end
 end
 
 -- Label values and numbers as the server writes them (core/prom_text.c,
@@ -191,7 +312,55 @@ local function add_counter(add, name, help, labels, t)
   end
 end
 
+-- Writes a histogram family whose keys are label values joined by "\0".
+local function add_histogram(add, name, help, labels, t)
+  add("# HELP " .. name .. " " .. help)
+  add("# TYPE " .. name .. " histogram")
+  for _, key in ipairs(sorted(t)) do
+    local parts, i = {}, 0
+    for value in (key .. "\0"):gmatch("(.-)\0") do
+      i = i + 1
+      parts[i] = labels[i] .. "=" .. label(value)
+    end
+    local lbl, d = table.concat(parts, ","), t[key]
+    for b, le in ipairs(BUCKETS) do
+      add(string.format("%s_bucket{%s,le=%s} %d", name, lbl, label(num(le)), d.buckets[b]))
+    end
+    add(string.format("%s_bucket{%s,le=\"+Inf\"} %d", name, lbl, d.count))
+    add(string.format("%s_sum{%s} %s", name, lbl, num(d.sum)))
+    add(string.format("%s_count{%s} %d", name, lbl, d.count))
+  end
+end
+
+-- The SLO families (issue 15): backlog, oldest waiting, in flight per
+-- type, and cleaning time by type and outcome.
+function Metrics:render_slo(add)
+  local now = core.realtime()
+  add("# HELP bosk_janitor_backlog Resources waiting in the policy's from state, by type (the server's count).")
+  add("# TYPE bosk_janitor_backlog gauge")
+  for _, t in ipairs(sorted(self.backlog)) do
+    add(string.format("bosk_janitor_backlog{type=%s} %s", label(t), num(self.backlog[t].count)))
+  end
+  add("# HELP bosk_janitor_oldest_waiting_seconds Age of the oldest resource waiting in the from state (0: none waits).")
+  add("# TYPE bosk_janitor_oldest_waiting_seconds gauge")
+  for _, t in ipairs(sorted(self.backlog)) do
+    local since = self.backlog[t].since
+    if since ~= nil then
+      local age = since and math.max(0, now - since) or 0
+      add(string.format("bosk_janitor_oldest_waiting_seconds{type=%s} %s", label(t), num(age)))
+    end
+  end
+  add("# HELP bosk_janitor_in_flight Cleanings running now, by type.")
+  add("# TYPE bosk_janitor_in_flight gauge")
+  for _, t in ipairs(sorted(self.in_flight_by_type)) do
+    add(string.format("bosk_janitor_in_flight{type=%s} %s", label(t), num(self.in_flight_by_type[t])))
+  end
+  add_histogram(add, "bosk_janitor_cleaning_seconds", "Time from lease to the end of the cleaning, by type and outcome.",
+                { "type", "outcome" }, self.cleaning_seconds)
+end
+
 function Metrics:render()
+  self.rendered = true
   local out = {}
   local function add(s) out[#out + 1] = s end
   add("# HELP bosk_janitor_cleanings_total Cleanings finished, by resource type and outcome.")
@@ -212,6 +381,7 @@ function Metrics:render()
     add(string.format("bosk_janitor_cleaning_duration_seconds_sum{type=%s} %s", label(t), num(d.sum)))
     add(string.format("bosk_janitor_cleaning_duration_seconds_count{type=%s} %d", label(t), d.count))
   end
+  self:render_slo(add)
   add("# HELP bosk_janitor_cleanings_in_flight Cleanings running now.")
   add("# TYPE bosk_janitor_cleanings_in_flight gauge")
   add("bosk_janitor_cleanings_in_flight " .. num(self.in_flight))
