@@ -14,7 +14,7 @@ _bosk_flags()
         server)    echo "--config --storage --listen --port --metrics-port --request-ttl
                          --sync-period --log-level --namespace --in_memory --kubeconfig
                          --dynamic-resource-update-period --help" ;;
-        janitor)   echo "$_bosk_common_flags --once --pool-size --update-frequency --state-file
+        janitor)   echo "$_bosk_common_flags --once --plan --pool-size --update-frequency --state-file
                          --metrics-listen --grace --poll-interval --log-format --log-level
                          --progress-every --resource-type --resource-type-from-config
                          --janitor-path" ;;

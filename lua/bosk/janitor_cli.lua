@@ -2,7 +2,8 @@
 -- loading, then the supervisor (lua/bosk/janitor.lua). Upstream's janitor
 -- command line (--resource-type, --resource-type-from-config,
 -- --janitor-path, extra arguments after --) is accepted unchanged and
--- becomes a policy (janitor_upstream.lua). Exit status: 0 success, 1
+-- becomes a policy (janitor_upstream.lua). --plan tries the policies
+-- without leasing or changing anything (janitor_plan.lua). Exit status: 0 success, 1
 -- runtime failure (--once: some cleaning failed; a listen address that
 -- cannot be bound), 2 usage or policy error.
 local flags = require "bosk.flags"
@@ -14,6 +15,8 @@ local M = {}
 
 local spec = flags.with(flags.common("Janitor"), {
   { "once", kind = "bool", default = false, help = "clean what can be leased now, then exit (1 if any cleaning failed)" },
+  { "plan", kind = "bool", default = false,
+    help = "lease nothing, change nothing: run clean and verify on the resources in each policy's from state, printing the commands that are not readonly instead of running them" },
   { "pool-size", kind = "int", default = 20, help = "cleanings running at once, over all policies" },
   { "update-frequency", kind = "duration", default = 300, help = "heartbeat period for held leases" },
   { "state-file", help = "SQLite journal of held leases, released at the next start after a crash" },
@@ -88,7 +91,7 @@ local function check_listen(value)
   end
 end
 
-local function check_upstream(opts, files, extra)
+local function check_upstream(opts, files, extra, plan)
   local typed = #upstream_types(opts) > 0 or opts.resource_type_from_config
   if not typed then
     if opts.resource_type then return "invalid value for flag --resource-type: no type given" end
@@ -100,6 +103,7 @@ local function check_upstream(opts, files, extra)
     end
     return
   end
+  if plan then return end   -- --plan prints the command; it need not be installed here
   local ok, why = require("bosk.exec").runnable(opts.janitor_path)
   if not ok then
     return string.format("invalid value %q for flag --janitor-path: %s", opts.janitor_path, why)
@@ -123,7 +127,7 @@ local function check_opts(opts, files, extra)
   if (opts.username == nil) ~= (opts.password_file == nil) then
     return "username and passwordFile must be specified together"
   end
-  return check_upstream(opts, files, extra)
+  return check_upstream(opts, files, extra, opts.plan)
 end
 
 -- split_extra(args) -> args before the first "--", args after it (the
@@ -263,6 +267,12 @@ function M.main(args)
     return 2
   end
 
+  local api = require("bosk.janitor_api").new{
+    url = opts.boskos_url, owner = opts.owner, username = opts.username, password = password,
+    password_file = opts.password_file,
+  }
+  if opts.plan then return require("bosk.janitor_plan").run(reg, { api = api }) end
+
   local journal
   if opts.state_file then
     local jerr
@@ -273,10 +283,6 @@ function M.main(args)
     end
   end
 
-  local api = require("bosk.janitor_api").new{
-    url = opts.boskos_url, owner = opts.owner, username = opts.username, password = password,
-    password_file = opts.password_file,
-  }
   local sup = require("bosk.janitor").new(reg, {
     api = api, once = opts.once, pool_size = opts.pool_size,
     update_frequency = opts.update_frequency, poll_interval = opts.poll_interval,

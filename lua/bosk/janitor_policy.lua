@@ -155,8 +155,9 @@ local function add_job(reg, interval, fn, name, level)
   reg.jobs[index] = { every = secs, fn = fn, name = name or ("job at " .. at), where = at, index = index }
 end
 
--- janitor.exec{"prog", "arg", ..., timeout =, env =, max_output =}
--- -> ok, output, exit_code[, reason]
+-- janitor.exec{"prog", "arg", ..., timeout =, env =, max_output =, readonly =}
+-- -> ok, output, exit_code[, reason]. readonly: the command changes
+-- nothing, so it runs in plan mode too (bosk.exec's plan switch).
 local EXEC_OPTIONS = { timeout = true, env = true, max_output = true, readonly = true }
 local function exec(t)
   if type(t) ~= "table" then error("janitor.exec: expects a table {\"prog\", \"arg\", ...}", 2) end
@@ -179,7 +180,7 @@ local function exec(t)
   end
   if t.env ~= nil and type(t.env) ~= "table" then error("janitor.exec: env must be a table", 2) end
   if t.readonly ~= nil and type(t.readonly) ~= "boolean" then error("janitor.exec: readonly must be a boolean", 2) end
-  opts.env, opts.max_output = t.env, t.max_output
+  opts.env, opts.max_output, opts.readonly = t.env, t.max_output, t.readonly
   return require("bosk.exec").run(argv, opts)
 end
 M.exec = exec

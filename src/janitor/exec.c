@@ -4,12 +4,18 @@
  * literally (execvp, never a shell), captures stdout and stderr together
  * up to a cap, enforces an optional timeout and returns
  * ok, output, exit_code[, reason]. Relies on posix_spawnp and poll only:
- * it runs inside janitor workers, where no event loop exists. */
+ * it runs inside janitor workers, where no event loop exists.
+ *
+ * exec.plan(true) is `bosk janitor --plan`'s switch: from then on, in
+ * this process and the workers it forks, only a run whose opts has
+ * readonly = true starts its program; any other prints
+ * "would run: PROG ARG..." on stdout and returns true, "", 0. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +32,7 @@
 
 extern char **environ;
 static int in_worker;
+static int plan_mode;   /* exec.plan: only readonly runs start a program */
 
 /* exec_scope (docs/janitor-safety.md): while set, every program started
  * must carry this text (the resource's name) in one of its arguments;
@@ -316,9 +323,65 @@ static int push_result(lua_State *L, const exec_spec *spec, exec_result *r)
     return 4;
 }
 
+/* Whether an argument must be quoted to read back as one shell word. */
+static int needs_quotes(const char *arg)
+{
+    if (*arg == '\0')
+        return 1;
+    for (const char *c = arg; *c; c++)
+        if (strchr(" \t\n'\"\\$`!*?[]{}()<>|&;#~", *c) != NULL)
+            return 1;
+    return 0;
+}
+
+/* Plan mode: "would run: PROG ARG..." on stdout in one write (workers
+ * print concurrently; one write of a short line does not interleave), an
+ * argument with blanks or shell characters in single quotes so the line
+ * reads back as the exact argument vector; then the success results. */
+static int would_run(lua_State *L, const char **argv)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "would run:");
+    for (size_t i = 0; argv[i] != NULL; i++) {
+        luaL_addchar(&b, ' ');
+        if (!needs_quotes(argv[i])) {
+            luaL_addstring(&b, argv[i]);
+            continue;
+        }
+        luaL_addchar(&b, '\'');
+        for (const char *c = argv[i]; *c; c++) {
+            if (*c == '\'')
+                luaL_addstring(&b, "'\\''");
+            else
+                luaL_addchar(&b, *c);
+        }
+        luaL_addchar(&b, '\'');
+    }
+    luaL_addchar(&b, '\n');
+    luaL_pushresult(&b);
+    size_t len;
+    const char *line = lua_tolstring(L, -1, &len);
+    fflush(stdout);                /* keep order with what Lua printed */
+    while (len > 0) {
+        ssize_t n = write(STDOUT_FILENO, line, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;                 /* stdout gone: the plan goes on */
+        line += n;
+        len -= (size_t)n;
+    }
+    lua_pushboolean(L, 1);
+    lua_pushliteral(L, "");
+    lua_pushinteger(L, 0);
+    return 3;
+}
+
 /* exec.run(argv, opts) -> ok, output, exit_code[, reason]
  * argv: list of strings (program, arguments); opts: optional table with
- * timeout (seconds), env (table name -> string|false), max_output (bytes).
+ * timeout (seconds), env (table name -> string|false), max_output (bytes),
+ * readonly (runs in plan mode too).
  * ok is true only when the program exited with status 0. Raises on bad
  * arguments; a program that cannot start gives false, message, 127. */
 static int exec_run(lua_State *L)
@@ -329,6 +392,16 @@ static int exec_run(lua_State *L)
     lua_newtable(L);                                   /* 3: anchor */
     spec.argv = build_argv(L, 1, 3);
     check_scope(L, spec.argv);
+    if (plan_mode) {
+        int readonly = 0;
+        if (lua_istable(L, 2)) {
+            lua_getfield(L, 2, "readonly");
+            readonly = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+        if (!readonly)
+            return would_run(L, spec.argv);
+    }
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "timeout");
         spec.timeout = lua_isnil(L, -1) ? 0 : luaL_checknumber(L, -1);
@@ -373,6 +446,14 @@ static int exec_scope_refused(lua_State *L)
 {
     lua_pushboolean(L, scope.refused);
     return 1;
+}
+
+/* exec.plan(on) -> nothing: turns plan mode on or off (see the top). */
+static int exec_plan(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    plan_mode = lua_toboolean(L, 1);
+    return 0;
 }
 
 /* Whether path names a regular file this process may execute. */
@@ -435,6 +516,7 @@ static const luaL_Reg exec_funcs[] = {
     {"run", exec_run},
     {"scope", exec_scope},
     {"scope_refused", exec_scope_refused},
+    {"plan", exec_plan},
     {"runnable", exec_runnable},
     {NULL, NULL}
 };
