@@ -40,16 +40,7 @@ local SHUTDOWN_HTTP_TIMEOUT = 2
 
 -- Worker side -------------------------------------------------------------
 
--- The error message and the traceback of the policy's frames only.
-local function traceback(err)
-  if type(err) ~= "string" then
-    local mt = getmetatable(err)
-    err = (mt and mt.__tostring) and tostring(err) or ("(error object is a " .. type(err) .. " value)")
-  end
-  local tb = debug.traceback(err, 2)
-  local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
-  return cut and tb:sub(1, cut - 1) or tb
-end
+local traceback = jlog.policy_traceback
 
 -- Runs in the forked worker: job.fn(job.arg) -> report string.
 local function worker_main(job)

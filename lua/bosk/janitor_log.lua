@@ -420,4 +420,16 @@ function Metrics:render()
   return table.concat(out, "\n") .. "\n"
 end
 
+-- The error message and the traceback of the policy's frames only (an
+-- xpcall handler for clean, verify and jobs).
+function M.policy_traceback(err)
+  if type(err) ~= "string" then
+    local mt = getmetatable(err)
+    err = (mt and mt.__tostring) and tostring(err) or ("(error object is a " .. type(err) .. " value)")
+  end
+  local tb = debug.traceback(err, 2)
+  local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
+  return cut and tb:sub(1, cut - 1) or tb
+end
+
 return M

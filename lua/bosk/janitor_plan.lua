@@ -22,15 +22,7 @@ local M = {}
 
 -- Worker side -----------------------------------------------------------------
 
-local function traceback(err)
-  if type(err) ~= "string" then
-    local mt = getmetatable(err)
-    err = (mt and mt.__tostring) and tostring(err) or ("(error object is a " .. type(err) .. " value)")
-  end
-  local tb = debug.traceback(err, 2)
-  local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
-  return cut and tb:sub(1, cut - 1) or tb
-end
+local traceback = jlog.policy_traceback
 
 local function refused(exec, res, what)
   if not exec.scope_refused() then return nil end

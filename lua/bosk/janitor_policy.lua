@@ -44,20 +44,9 @@ local function is_names(v)
   return out
 end
 
-local function is_positive_int(v)
-  if math.type(v) ~= "integer" or v < 1 then return nil, "must be a positive integer" end
-  return v
-end
-
-local function is_duration(v)
-  if type(v) ~= "number" and type(v) ~= "string" then
-    return nil, "must be a duration (seconds, or a string such as \"30m\")"
-  end
-  local ok, secs = pcall(duration.seconds, v, "duration")
-  if not ok then return nil, "is not a valid duration: " .. tostring(secs):gsub("^.-duration: ", "") end
-  if not (secs > 0) then return nil, "must be a positive duration" end
-  return secs
-end
+-- The same checkers as the production fields (janitor_safety.lua).
+local is_positive_int = safety.positive_int
+local is_duration = safety.positive_duration
 
 local function is_function(v)
   if type(v) ~= "function" then return nil, "must be a function" end

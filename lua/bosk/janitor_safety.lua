@@ -544,4 +544,8 @@ function M.breakers(st)
   return out
 end
 
+-- Shared with janitor_policy's own fields, so both say the same.
+M.positive_duration = positive_duration
+M.positive_int = positive_int
+
 return M
