@@ -213,10 +213,21 @@ function T.spawn(args, opts)
   return p
 end
 
+-- Below the kernel's ephemeral range, so no outgoing connection (curl,
+-- libcurl, the janitor's own) can take a port between the choice and the
+-- bind: that race made tests fail now and then under load.
+local function ephemeral_low()
+  local f = io.open("/proc/sys/net/ipv4/ip_local_port_range")
+  local low = f and tonumber((f:read("l") or ""):match("^%s*(%d+)"))
+  if f then f:close() end
+  return low or 32768
+end
+
 -- T.free_port() -> a TCP port on 127.0.0.1 nobody listens on right now.
 function T.free_port()
+  local low = math.max(ephemeral_low(), 12000)
   for _ = 1, 50 do
-    local port = 20000 + (core.random_id() % 30000)
+    local port = 10000 + (core.random_id() % (low - 10000))
     -- bash, not sh: dash has no /dev/tcp, so every port would look free.
     local busy = os.execute(string.format(
       "bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null", port))
