@@ -298,17 +298,23 @@ local function bump(t, ...)
 end
 Metrics.bump = function(self, which, ...) bump(self[which], ...) end
 
+-- The label set of a key made of label values joined by "\0":
+-- `a="x",b="y"` for labels {"a", "b"}.
+local function label_set(labels, key)
+  local parts, i = {}, 0
+  for value in (key .. "\0"):gmatch("(.-)\0") do
+    i = i + 1
+    parts[i] = labels[i] .. "=" .. label(value)
+  end
+  return table.concat(parts, ",")
+end
+
 -- Writes a counter family whose keys are label values joined by "\0".
 local function add_counter(add, name, help, labels, t)
   add("# HELP " .. name .. " " .. help)
   add("# TYPE " .. name .. " counter")
   for _, key in ipairs(sorted(t)) do
-    local parts, i = {}, 0
-    for value in (key .. "\0"):gmatch("(.-)\0") do
-      i = i + 1
-      parts[i] = labels[i] .. "=" .. label(value)
-    end
-    add(string.format("%s{%s} %s", name, table.concat(parts, ","), num(t[key])))
+    add(string.format("%s{%s} %s", name, label_set(labels, key), num(t[key])))
   end
 end
 
@@ -317,12 +323,7 @@ local function add_histogram(add, name, help, labels, t)
   add("# HELP " .. name .. " " .. help)
   add("# TYPE " .. name .. " histogram")
   for _, key in ipairs(sorted(t)) do
-    local parts, i = {}, 0
-    for value in (key .. "\0"):gmatch("(.-)\0") do
-      i = i + 1
-      parts[i] = labels[i] .. "=" .. label(value)
-    end
-    local lbl, d = table.concat(parts, ","), t[key]
+    local lbl, d = label_set(labels, key), t[key]
     for b, le in ipairs(BUCKETS) do
       add(string.format("%s_bucket{%s,le=%s} %d", name, lbl, label(num(le)), d.buckets[b]))
     end
