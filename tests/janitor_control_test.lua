@@ -69,7 +69,11 @@ local function wait_in_flight(j, n)
   local list
   T.wait_until(function()
     list = j:list()
-    return list and #list == n
+    if not list or #list ~= n then return false end
+    for _, c in ipairs(list) do
+      if not c.last_progress then return false end   -- each has said where it is
+    end
+    return true
   end, 15, function() return "cleanings in flight: " .. T.dump(list) end)
   return list
 end
