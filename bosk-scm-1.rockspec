@@ -4,7 +4,7 @@
 -- everything under lua/ as Lua files (builtin copies the lua/ directory
 -- whole; the modules below are named so luarocks knows them), and
 -- bosk.so, the client's C
--- modules (bosk.core, bosk.http, bosk.wirec, bosk.yaml, bosk.gofmt), which Lua's
+-- modules (bosk.core, bosk.http, bosk.wirec, bosk.yaml, bosk.gofmt, bosk.unixsock), which Lua's
 -- all-in-one loader finds by their luaopen_bosk_* names. libcurl is
 -- dlopen'ed on the first request, as in the bosk executable.
 rockspec_format = "3.0"
@@ -43,7 +43,7 @@ build = {
         "src/core/core.c", "src/core/lgofmt.c", "src/core/godur.c", "src/core/gojson.c",
         "src/core/goprint.c", "src/client/lhttp.c", "src/client/request_opts.c",
         "src/client/transport.c", "src/client/dl_curl.c", "src/client/lwire.c",
-        "src/client/lyaml.c",
+        "src/client/lyaml.c", "src/client/unixsock.c",
       },
       -- Keep in step with VERSION (the install test compares them).
       defines = { "_GNU_SOURCE", 'BOSK_VERSION="0.1.0"' },

@@ -15,9 +15,10 @@ _bosk_flags()
                          --sync-period --log-level --namespace --in_memory --kubeconfig
                          --dynamic-resource-update-period --help" ;;
         janitor)   echo "$_bosk_common_flags --once --plan --pool-size --update-frequency --state-file
-                         --metrics-listen --grace --poll-interval --log-format --log-level
+                         --metrics-listen --control --grace --poll-interval --log-format --log-level
                          --progress-every --resource-type --resource-type-from-config
                          --janitor-path" ;;
+        control)   echo "--socket --json --timeout --help" ;;
         reaper)    echo "$_bosk_common_flags --resource-type --resource-type-from-config --expire
                          --target-state --extra-source-states --every --once --log-level
                          --log-format" ;;
@@ -43,7 +44,7 @@ _bosk()
         words=("${COMP_WORDS[@]}") cword=$COMP_CWORD
     fi
 
-    local commands="run repl server janitor reaper acquire release heartbeat metric metrics reset status list history hold version help"
+    local commands="run repl server janitor control reaper acquire release heartbeat metric metrics reset status list history hold version help"
     # The subcommand: the first word that is not a flag or a flag's value
     # (global flags may come before it, as boskosctl allows).
     local cmd="" i
@@ -73,7 +74,7 @@ _bosk()
         --state|--target-state)
             COMPREPLY=($(compgen -W "free busy dirty cleaning leased toBeDeleted tombstone" -- "$cur"))
             return ;;
-        --config|--password-file|--state-file)
+        --config|--password-file|--state-file|--control|--socket)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         -e|--boskos-url|--server-url|--owner|--owner-name|--username|--type|--name|\
         --listen|--port|--metrics-port|--metrics-listen|--request-ttl|--sync-period|\
@@ -84,6 +85,8 @@ _bosk()
 
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$(_bosk_flags "$cmd")" -- "$cur"))
+    elif [[ $cmd == control ]]; then
+        COMPREPLY=($(compgen -W "list kill pause resume breakers drain" -- "$cur"))
     elif [[ $cmd == janitor || $cmd == run ]]; then
         # Policy files and scripts.
         COMPREPLY=($(compgen -f -- "$cur"))

@@ -39,4 +39,10 @@ for _, name in ipairs(lazy) do
   end
 end
 
+-- boskos.janitor_control(path[, opts]) -> control | nil, err: talks to a
+-- janitor started with --control PATH (bosk.janitor_control).
+function M.janitor_control(path, opts)
+  return require("bosk.janitor_control").open(path, opts)
+end
+
 return M

@@ -37,7 +37,8 @@ LUALIB_DIR  := $(BUILD)/lualib
 LUALIB      := $(LUALIB_DIR)/bosk.so
 LUALIB_SRCS := src/core/core.c src/core/lgofmt.c src/core/godur.c src/core/gojson.c \
                src/core/goprint.c src/client/lhttp.c src/client/request_opts.c \
-               src/client/transport.c src/client/dl_curl.c src/client/lwire.c src/client/lyaml.c
+               src/client/transport.c src/client/dl_curl.c src/client/lwire.c src/client/lyaml.c \
+               src/client/unixsock.c
 LUALIB_OBJS := $(patsubst src/%.c,$(LUALIB_DIR)/%.o,$(LUALIB_SRCS))
 # The Lua side: every file under lua/, as luarocks' builtin build copies
 # them (the CLI's modules are harmless there: they fail with "module

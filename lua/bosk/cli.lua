@@ -8,6 +8,7 @@ local subcommands = {
   server = "bosk.server_cli",
   reaper = "bosk.reaper",
   janitor = "bosk.janitor_cli",
+  control = "bosk.control_cli",
   acquire = "bosk.ctl", release = "bosk.ctl", heartbeat = "bosk.ctl",
   metric = "bosk.ctl", metrics = "bosk.ctl", reset = "bosk.ctl",
   status = "bosk.ctl", list = "bosk.ctl", history = "bosk.ctl", hold = "bosk.ctl",
@@ -21,6 +22,7 @@ commands:
   repl                                   interactive Lua with a client
   server --config FILE [...]             a boskos-compatible server
   janitor [--once] POLICY.lua...         clean resources with Lua policies
+  control --socket PATH COMMAND [ARG]    steer a running janitor (list, kill, pause, resume, breakers, drain)
   reaper --resource-type T1,T2 [...]     move stale leases to dirty (upstream's reaper)
   acquire | release | heartbeat | metric | reset | status
                                          boskosctl-style one-liners

@@ -308,6 +308,8 @@ local function render_left(rows)
   return table.concat(lines, "\n") .. "\n"
 end
 
+M.render_left = render_left
+
 local function userdata_keys(r)
   local keys = {}
   for k in pairs(r.userdata and r.userdata:to_map() or {}) do keys[#keys + 1] = k end

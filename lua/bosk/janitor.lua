@@ -91,6 +91,7 @@ function M.new(reg, opts)
     stats = {},           -- [type][outcome] = n, for the --once summary
     failed = {},          -- --once: {type =, name =, outcome =, error =} per failed cleaning
     unknown = {},         -- types the server does not know: type -> true
+    paused = {},          -- types `bosk control pause` stopped leasing: type -> true
     slots = {},           -- policy types -> {busy = n}, shared across reloads
     stopping = false, errors = 0, failures = 0,
     metrics = jlog.metrics(),
@@ -203,7 +204,7 @@ function Sup:release(lease, dest)
       self:forget(lease)
       break
     end
-    if self.stopping and (attempts >= 4 or core.monotime() >= self.deadline) then
+    if self.deadline and (attempts >= 4 or core.monotime() >= self.deadline) then
       jlog.error("release failed; lease left in the state file", { type = lease.type, name = lease.name, dest = dest, error = msg })
       if self.held[lease.name] == lease then
         self.held[lease.name] = nil
@@ -234,6 +235,7 @@ function Sup:run_worker(key, payload, timeout, record, gen)
   end, gen and gen.id)
   if not id then return "failed", err end
   record.id = id
+  record.started = core.realtime()
   self.workers[id] = record
   local timer
   if timeout then
@@ -245,6 +247,7 @@ function Sup:run_worker(key, payload, timeout, record, gen)
   local report, code, signal, why = coroutine.yield()
   if timer then timer:stop() end
   self.workers[id] = nil
+  if record.control_killed then return "failed", "killed by bosk control" end
   if record.timed_out then return "timeout", string.format("timed out after %gs", timeout) end
   if record.killed then return "failed", "killed at shutdown (grace period over)" end
   if why then return "crashed", why end
@@ -305,7 +308,7 @@ end
 -- keeps up to its policy's concurrency going.
 function Sup:can_start(lane)
   local p = lane.policy
-  return not self.stopping and not lane.idle and not lane.done
+  return not self.stopping and not lane.idle and not lane.done and not self.paused[lane.type]
      and (lane.acquiring or 0) < (lane.warm and p.concurrency or 1)
      and p.slots.busy < p.concurrency and self.busy < self.opts.pool_size
      and safety.may_start(self.safety, lane)
@@ -697,8 +700,44 @@ function Sup:reload()
   self:pump()
 end
 
+-- Live control (bosk.janitor_control) --------------------------------------------
+
+function Sup:pause(rtype)
+  if not self.paused[rtype] then jlog.info("control: type paused; no new leases of it", { type = rtype }) end
+  self.paused[rtype] = true
+end
+
+function Sup:resume(rtype)
+  if self.paused[rtype] then jlog.info("control: type resumed", { type = rtype }) end
+  self.paused[rtype] = nil
+  self:pump()
+end
+
+-- control_kill(id): ends that worker's cleaning as a failure (its
+-- resource goes to the failure state); nothing else is touched.
+function Sup:control_kill(id)
+  local record = self.workers[id]
+  if not record then return end
+  record.control_killed = true
+  jlog.warn("control: killing a cleaning", { type = record.lease and record.lease.type,
+                                             name = record.lease and record.lease.name })
+  loop.kill(id)
+end
+
+-- drain(): no new leases; the cleanings in flight finish (no grace
+-- period, no kill) and are released, then the janitor exits 0. A signal
+-- during a drain still shuts down within --grace.
+function Sup:drain()
+  if self.stopping then return end
+  self.stopping, self.draining = true, true
+  for _, t in ipairs(self.schedules) do t:stop() end
+  jlog.info("control: draining: no new leases; exiting when the cleanings in flight are released",
+            { in_flight = self.metrics.in_flight })
+  self:check_done()
+end
+
 function Sup:shutdown(why)
-  if self.stopping then
+  if self.stopping and not (self.draining and not self.deadline) then
     jlog.warn("second signal: exiting now; held leases stay in the state file", { signal = why })
     self.exit_code = 1
     self.finished = true

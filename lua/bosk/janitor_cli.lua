@@ -21,6 +21,7 @@ local spec = flags.with(flags.common("Janitor"), {
   { "update-frequency", kind = "duration", default = 300, help = "heartbeat period for held leases" },
   { "state-file", help = "SQLite journal of held leases, released at the next start after a crash" },
   { "metrics-listen", help = "HOST:PORT serving Prometheus metrics" },
+  { "control", help = "PATH of a Unix socket (mode 0600) for live control with `bosk control`" },
   { "grace", kind = "duration", default = 20,
     help = "on SIGTERM/SIGINT, how long running cleanings may finish; releasing what is held then takes at most 4s more, so the default shutdown ends within Kubernetes' 30s terminationGracePeriodSeconds" },
   { "poll-interval", kind = "duration", default = 60, help = "how long a type with nothing to clean rests" },
@@ -193,6 +194,10 @@ local function on_start(opts)
       if not ok then return false, err end
       loop.metrics_set(sup.metrics:render())
       sup:every(1, function() loop.metrics_set(sup.metrics:render()) end)
+    end
+    if opts.control then
+      local ok, err = require("bosk.janitor_control").serve(sup, opts.control)
+      if not ok then return false, err end
     end
     log_start(opts, sup.reg)
     if not core.isatty(2) then

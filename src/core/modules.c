@@ -17,6 +17,7 @@ static const luaL_Reg preloads[] = {
     {"bosk.yaml",    luaopen_bosk_yaml},
     {"bosk.wirec",   luaopen_bosk_wirec},
     {"bosk.gofmt",   luaopen_bosk_gofmt},
+    {"bosk.unixsock", luaopen_bosk_unixsock},
     {NULL, NULL}
 };
 

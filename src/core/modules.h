@@ -15,6 +15,7 @@ int luaopen_bosk_journal(lua_State *L);  /* journal.c: janitor lease journal (SQ
 int luaopen_bosk_yaml(lua_State *L);     /* lyaml.c: YAML text -> Lua values (libyaml) */
 int luaopen_bosk_wirec(lua_State *L);    /* lwire.c: Go's compact Resource JSON -> Lua */
 int luaopen_bosk_gofmt(lua_State *L);    /* lgofmt.c: Go durations and %q quoting */
+int luaopen_bosk_unixsock(lua_State *L); /* unixsock.c: a janitor control socket exchange */
 
 void modules_preload(lua_State *L);
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 #include <lauxlib.h>
+#include "janitor/control.h"
 #include "janitor/janitor_http.h"
 #include "janitor/janitor_metrics.h"
 #include "core/modules.h"
@@ -201,6 +202,7 @@ static int loop_close(lua_State *L)
     loop_set_lua(L);
     janitor_workers_close(L);
     janitor_metrics_stop();
+    janitor_control_close(L);
     uv_walk(loop_uv(), close_any, L);
     uv_run(loop_uv(), UV_RUN_DEFAULT);
     uv_loop_close(loop_uv());
@@ -249,5 +251,6 @@ int luaopen_bosk_loop(lua_State *L)
     janitor_http_register(L);
     janitor_metrics_register(L);
     janitor_workers_register(L);
+    janitor_control_register(L);
     return 1;
 }

@@ -396,6 +396,18 @@ static int loop_kill(lua_State *L)
     return 1;
 }
 
+/* loop.worker_pid(id) -> the worker's pid, or nil before the factory
+ * said it started (or after it ended). For `bosk control list`. */
+static int loop_worker_pid(lua_State *L)
+{
+    worker *w = find_worker((uint32_t)luaL_checkinteger(L, 1), NULL);
+    if (w == NULL || w->pid == 0)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, w->pid);
+    return 1;
+}
+
 /* loop.workers() -> number of live workers */
 static int loop_workers(lua_State *L)
 {
@@ -459,6 +471,7 @@ static const luaL_Reg worker_funcs[] = {
     {"spawn", loop_spawn},
     {"kill", loop_kill},
     {"workers", loop_workers},
+    {"worker_pid", loop_worker_pid},
     {"on_progress", loop_on_progress},
     {"progress", loop_progress},
     {NULL, NULL}

@@ -1,6 +1,6 @@
 /* workers.h: the supervisor's side of the worker factories (workers.c),
  * added to module bosk.loop: loop.zygote, loop.zygote_retire, loop.spawn,
- * loop.kill, loop.workers, loop.on_progress, loop.progress. */
+ * loop.kill, loop.worker_pid, loop.workers, loop.on_progress, loop.progress. */
 #ifndef BOSK_WORKERS_H
 #define BOSK_WORKERS_H
 
