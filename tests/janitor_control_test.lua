@@ -82,7 +82,9 @@ T.test("list, kill, pause, resume and breakers steer a running janitor", functio
   local srv = new_server()
   local dir = T.tmpdir()
   local sock = dir .. "/control.sock"
-  local j = J.start(srv, { "--pool-size", "3", "--control", sock }, { waiting_policy(dir) })
+  local port = T.free_port()
+  local j = J.start(srv, { "--pool-size", "3", "--control", sock, "--metrics-listen", "127.0.0.1:" .. port },
+                    { waiting_policy(dir) })
   local ctl = open_control(sock)
 
   local mode = T.sh("stat -c %a " .. T.shell_quote(sock)):gsub("%s+$", "")
@@ -109,6 +111,10 @@ T.test("list, kill, pause, resume and breakers steer a running janitor", functio
   local b = ctl:breakers()
   T.eq(b["ctl-b"].paused, true, "breakers shows the pause")
   T.eq(b["ctl-a"].state, "closed", "breaker of ctl-a closed")
+  T.wait_until(function()
+    local _, text = T.http("GET", "http://127.0.0.1:" .. port .. "/metrics")
+    return text and text:find('bosk_janitor_paused{type="ctl-b"} 1', 1, true)
+  end, 5, "the paused gauge")
 
   -- kill one cleaning: it fails to on_failure with the reason; the others go on.
   local victim = list[1]

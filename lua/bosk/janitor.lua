@@ -705,11 +705,13 @@ end
 function Sup:pause(rtype)
   if not self.paused[rtype] then jlog.info("control: type paused; no new leases of it", { type = rtype }) end
   self.paused[rtype] = true
+  self.metrics.paused_types[rtype] = true
 end
 
 function Sup:resume(rtype)
   if self.paused[rtype] then jlog.info("control: type resumed", { type = rtype }) end
   self.paused[rtype] = nil
+  self.metrics.paused_types[rtype] = nil
   self:pump()
 end
 

@@ -135,6 +135,7 @@ function M.metrics()
     job_last_success = {}, -- [job] = unix time
     reloads = {},          -- [outcome] = n
     unknown_types = {},    -- [type] = true
+    paused_types = {},     -- [type] = true while `bosk control pause` holds it
   }, Metrics)
 end
 
@@ -414,6 +415,11 @@ function Metrics:render()
   add("# TYPE bosk_janitor_unknown_type gauge")
   for _, t in ipairs(sorted(self.unknown_types)) do
     add(string.format("bosk_janitor_unknown_type{type=%s} 1", label(t)))
+  end
+  add("# HELP bosk_janitor_paused Types paused with `bosk control pause` (1).")
+  add("# TYPE bosk_janitor_paused gauge")
+  for _, t in ipairs(sorted(self.paused_types)) do
+    add(string.format("bosk_janitor_paused{type=%s} 1", label(t)))
   end
   add("# HELP bosk_janitor_build_info The janitor's version; always 1.")
   add("# TYPE bosk_janitor_build_info gauge")
