@@ -65,6 +65,15 @@ local function names_of(list)
   return table.concat(names, ",")
 end
 
+-- start(srv, pool_size, flags...) -> janitor, control, test dir, socket
+-- path: a janitor with the waiting policy and a control socket.
+local function start(srv, pool_size, ...)
+  local dir = T.tmpdir()
+  local sock = dir .. "/control.sock"
+  local j = J.start(srv, { "--pool-size", tostring(pool_size), "--control", sock, ... }, { waiting_policy(dir) })
+  return j, open_control(sock), dir, sock
+end
+
 local function wait_in_flight(j, n)
   local list
   T.wait_until(function()
@@ -152,10 +161,7 @@ end)
 
 T.test("bad commands get an error answer; bosk control exits 1 or 2", function()
   local srv = new_server()
-  local dir = T.tmpdir()
-  local sock = dir .. "/control.sock"
-  local j = J.start(srv, { "--pool-size", "1", "--control", sock }, { waiting_policy(dir) })
-  local ctl = open_control(sock)
+  local j, ctl, dir, sock = start(srv, 1)
 
   local r, err = ctl:kill("no-such")
   T.eq(r, nil, "kill of a name not being cleaned")
@@ -197,10 +203,7 @@ end
 
 T.test("a slow or flooding client never blocks the janitor; a huge line is refused", function()
   local srv = new_server()
-  local dir = T.tmpdir()
-  local sock = dir .. "/control.sock"
-  local j = J.start(srv, { "--pool-size", "2", "--control", sock }, { waiting_policy(dir) })
-  local ctl = open_control(sock)
+  local j, ctl, dir, sock = start(srv, 2)
   wait_in_flight(ctl, 2)
 
   -- Half a command, then silence; and one that floods without reading.
@@ -240,10 +243,7 @@ end)
 
 T.test("drain finishes the cleanings in flight, leases nothing more and exits 0", function()
   local srv = new_server()
-  local dir = T.tmpdir()
-  local sock = dir .. "/control.sock"
-  local j = J.start(srv, { "--pool-size", "2", "--control", sock, "--grace", "1s" }, { waiting_policy(dir) })
-  local ctl = open_control(sock)
+  local j, ctl, dir, sock = start(srv, 2, "--grace", "1s")
   local list = wait_in_flight(ctl, 2)
   local out, err, code = control(sock, "drain")
   T.eq(code, 0, "drain: " .. tostring(err))
@@ -271,10 +271,7 @@ end)
 
 T.test("SIGTERM during a drain still shuts down within --grace", function()
   local srv = new_server()
-  local dir = T.tmpdir()
-  local sock = dir .. "/control.sock"
-  local j = J.start(srv, { "--pool-size", "2", "--control", sock, "--grace", "1s" }, { waiting_policy(dir) })
-  local ctl = open_control(sock)
+  local j, ctl, dir, sock = start(srv, 2, "--grace", "1s")
   wait_in_flight(ctl, 2)
   T.ok(ctl:drain(), "drain")
   local started = core.monotime()

@@ -77,14 +77,8 @@ local function usage_error(msg)
 end
 
 function M.main(args)
-  local opts, rest = flags.parse(args, spec)
-  if not opts then
-    if rest == "help" then
-      io.stdout:write(usage_line, flags.usage(spec))
-      return 0
-    end
-    return usage_error(rest)
-  end
+  local opts, rest = flags.parse_main(args, spec, usage_line, usage_error)
+  if not opts then return rest end
   if not opts.socket or opts.socket == "" then return usage_error("--socket PATH is required") end
   local command, arg = rest[1], rest[2]
   if command == nil then return usage_error("no command given") end

@@ -118,6 +118,19 @@ function M.with(spec, extra)
   return all
 end
 
+-- parse_main(args, spec, usage_line, usage_error) -> opts, rest, or nil
+-- and the exit status once --help is printed (0) or usage_error(message)
+-- has said what was wrong: the start of every subcommand's main.
+function M.parse_main(args, spec, usage_line, usage_error)
+  local opts, rest = M.parse(args, spec)
+  if opts then return opts, rest end
+  if rest == "help" then
+    io.stdout:write(usage_line, M.usage(spec))
+    return nil, 0
+  end
+  return nil, usage_error(rest)
+end
+
 -- usage(spec) -> text listing the flags, for --help and usage errors.
 function M.usage(spec)
   local lines = {}

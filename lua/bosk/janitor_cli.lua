@@ -245,14 +245,8 @@ end
 
 function M.main(args)
   local before, extra = split_extra(args)
-  local opts, files = flags.parse(before, spec)
-  if not opts then
-    if files == "help" then
-      io.stdout:write(usage_line, flags.usage(spec))
-      return 0
-    end
-    return usage_error(files)
-  end
+  local opts, files = flags.parse_main(before, spec, usage_line, usage_error)
+  if not opts then return files end
   local bad = check_opts(opts, files, extra)
   if bad then return usage_error(bad) end
   jlog.setup{ format = opts.log_format, level = opts.log_level }

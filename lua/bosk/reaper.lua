@@ -215,14 +215,8 @@ end
 
 -- main(args) -> exit status; args[1..] are the words after `reaper`.
 function M.main(args)
-  local o, rest = flags.parse(args, spec)
-  if not o then
-    if rest == "help" then
-      io.stdout:write(usage_line, flags.usage(spec))
-      return 0
-    end
-    return usage_error(rest)
-  end
+  local o, rest = flags.parse_main(args, spec, usage_line, usage_error)
+  if not o then return rest end
   local bad = check_opts(o, rest)
   if bad then return usage_error(bad) end
   threshold = LEVELS[o.log_level]

@@ -54,14 +54,9 @@ end
 
 -- main(args) -> exit status; args[1..] are the words after `server`.
 function M.main(args)
-  local opts, rest = flags.parse(args, spec)
-  if opts == nil then
-    if rest == "help" then
-      io.stdout:write("usage: bosk server [FLAGS]\n", flags.usage(spec))
-      return 0
-    end
-    return usage_error(args, rest)
-  end
+  local opts, rest = flags.parse_main(args, spec, "usage: bosk server [FLAGS]\n",
+                                     function(msg) return usage_error(args, msg) end)
+  if opts == nil then return rest end
   if #rest > 0 then return usage_error(args, "unexpected argument: " .. rest[1]) end
   if opts.port then opts.listen = "0.0.0.0:" .. opts.port end
   opts.request_ttl = opts.request_ttl or 30
