@@ -83,21 +83,20 @@ function commands.kill(sup, name)
   return nil, string.format("no cleaning of %q is running", name)
 end
 
-function commands.pause(sup, rtype)
-  if rtype == "" then return nil, "pause needs a resource type" end
-  local ok, err = known_type(sup, rtype)
-  if not ok then return nil, err end
-  sup:pause(rtype)
-  return { paused = rtype }
+-- pause and resume: sup:pause(type) / sup:resume(type) on a type a
+-- policy cleans; the result says what was done.
+local function type_command(word, done)
+  return function(sup, rtype)
+    if rtype == "" then return nil, word .. " needs a resource type" end
+    local ok, err = known_type(sup, rtype)
+    if not ok then return nil, err end
+    sup[word](sup, rtype)
+    return { [done] = rtype }
+  end
 end
 
-function commands.resume(sup, rtype)
-  if rtype == "" then return nil, "resume needs a resource type" end
-  local ok, err = known_type(sup, rtype)
-  if not ok then return nil, err end
-  sup:resume(rtype)
-  return { resumed = rtype }
-end
+commands.pause = type_command("pause", "paused")
+commands.resume = type_command("resume", "resumed")
 
 -- Every type a policy cleans, closed unless its breaker says otherwise.
 function commands.breakers(sup)
