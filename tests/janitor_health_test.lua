@@ -46,6 +46,9 @@ resources:
 - type: bkd
   state: free
   names: [bkd-1, bkd-2, bkd-3, bkd-4, bk-dirty]
+- type: fl
+  state: free
+  names: [fl-1, fl-2, fl-3, fl-4]
 - type: on
   state: free
   names: [on-1, on-2]
@@ -180,6 +183,42 @@ T.test("healthy ones free, unhealthy to on_failure with the reason; at most half
     T.ok((sample(text, 'bosk_janitor_health_checks_total{type="hc",outcome="success"}') or 0) >= 8,
          "successful checks metric:\n" .. text)
     J.settled(srv, { "hc" }, { janitor = j })
+  end)
+end)
+
+T.test("an unhealthy resource is cleaned by the policy and comes back free; exec_scope applies to health", function()
+  J.check_counts(srv, { "fl" }, function()
+    local dir = T.tmpdir()
+    local p = policy(dir, [[
+      janitor.policy{ type = "fl", health_every = "0.5s", exec_scope = "name",
+        clean = function(res) janitor.exec{ "touch", DIR .. "/cleaned-" .. res.name } return true end,
+        health = function(res)
+          if res.name == "fl-2" and not io.open(DIR .. "/unscoped-tried") then
+            assert(io.open(DIR .. "/unscoped-tried", "w")):close()
+            pcall(janitor.exec, { "true", readonly = true })     -- no name in it: refused
+            return true
+          end
+          if res.name ~= "fl-1" then return true end
+          local ok = janitor.exec{ "test", "-e", DIR .. "/cleaned-" .. res.name, readonly = true }
+          return ok, "not cleaned yet"
+        end }
+    ]])
+    local j = J.start(srv, {}, { p })
+    T.wait_until(function()
+      return T.read_file(dir .. "/cleaned-fl-1") and T.read_file(dir .. "/cleaned-fl-2")
+    end, 20, function() return "fl-1 and fl-2 cleaned; output:\n" .. j:output() end)
+    T.wait_until(function()
+      local st = J.states(srv, "fl")
+      return st["fl-1"] == "free/-" and st["fl-2"] == "free/-"
+    end, 10, "both back free")
+    stop(j)
+    local out = j:output()
+    T.match(out, 'msg="health check failed" type=fl name=fl%-1 outcome=failed [^\n]*error="not cleaned yet"', "fl-1 failed its check")
+    T.match(out, 'msg="health check failed" type=fl name=fl%-2 outcome=failed [^\n]*exec_scope', "fl-2 refused by exec_scope")
+    T.match(out, 'msg=cleaned type=fl name=fl%-1', "fl-1 cleaned")
+    T.eq(T.read_file(dir .. "/cleaned-fl-3"), nil, "a healthy resource is not cleaned")
+    J.settled(srv, { "fl" }, { janitor = j })
+    T.eq(J.states(srv, "fl"), { ["fl-1"] = "free/-", ["fl-2"] = "free/-", ["fl-3"] = "free/-", ["fl-4"] = "free/-" }, "all free")
   end)
 end)
 
