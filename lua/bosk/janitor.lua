@@ -23,6 +23,7 @@ local jlog = require "bosk.janitor_log"
 local wire = require "bosk.wire"
 local safety = require "bosk.janitor_safety"
 local sched = require "bosk.janitor_sched"
+local health = require "bosk.janitor_health"
 
 local await, sleep = japi.await, japi.sleep
 
@@ -55,7 +56,8 @@ local function worker_main(job)
 end
 
 -- handler(key, payload) for the worker factory: "p<i>" cleans the resource
--- in payload (Resource JSON) with policy i; "j<i>" runs scheduled job i.
+-- in payload (Resource JSON) with policy i; "j<i>" runs scheduled job i;
+-- "h<i>" runs policy i's health check on the resource in payload.
 local function worker_handler(reg)
   return function(key, payload)
     os.exit = loop.exit_now        -- exit() would run the parent's destructors
@@ -67,6 +69,8 @@ local function worker_handler(reg)
       return worker_main{ fn = safety.cleaner(reg.policies[index]), arg = res, what = "clean" }
     elseif kind == "j" and reg.jobs[index] then
       return worker_main{ fn = reg.jobs[index].fn, what = "job" }
+    elseif kind == "h" and reg.policies[index] and reg.policies[index].health then
+      return health.work(reg.policies[index], payload, worker_main)   -- a health check (janitor_health.lua)
     end
     return "Funknown worker key " .. key
   end
@@ -600,7 +604,8 @@ function Sup:recover()
   end
 end
 
--- The reapers' and jobs' timers of the current policies (not with --once).
+-- The reapers', jobs' and health checks' timers of the current policies
+-- (not with --once).
 function Sup:schedule()
   for _, t in ipairs(self.schedules) do t:stop() end
   self.schedules = {}
@@ -611,6 +616,7 @@ function Sup:schedule()
   for _, job in ipairs(self.reg.jobs) do
     self.schedules[#self.schedules + 1] = loop.timer(job.every, job.every, function() self:run_job(job) end)
   end
+  health.schedule(self)      -- free-pool health checks: their timers join these
 end
 
 -- start() -> true | nil (on_start refused to start: nothing was leased).

@@ -134,6 +134,7 @@ function M.metrics()
     job_runs = {},         -- [job \0 outcome] = n
     job_last_success = {}, -- [job] = unix time
     reloads = {},          -- [outcome] = n
+    health_checks = {},    -- [type \0 outcome] = n (janitor_health.lua)
     unknown_types = {},    -- [type] = true
     paused_types = {},     -- [type] = true while `bosk control pause` holds it
   }, Metrics)
@@ -409,6 +410,9 @@ function Metrics:render()
   for _, j in ipairs(sorted(self.job_last_success)) do
     add(string.format("bosk_janitor_job_last_success_timestamp_seconds{job=%s} %s", label(j), num(self.job_last_success[j])))
   end
+  add_counter(add, "bosk_janitor_health_checks_total",
+              "Health checks of free resources, by type and outcome (success: released free; any other: to on_failure).",
+              { "type", "outcome" }, self.health_checks)
   add_counter(add, "bosk_janitor_policy_reloads_total", "Policy reloads (SIGHUP), by outcome (success, partial, failed).",
               { "outcome" }, self.reloads)
   add("# HELP bosk_janitor_unknown_type Policy types the server does not know (1).")

@@ -74,6 +74,7 @@ local POLICY_FIELDS = {
   type = is_name, types = is_names, from = is_state, via = is_state, to = is_state,
   on_failure = is_state, concurrency = is_positive_int, timeout = is_duration,
   clean = is_function,
+  health = is_function, health_every = is_duration,   -- free-pool checks (janitor_health.lua)
 }
 for field, checker in pairs(safety.POLICY_FIELDS) do POLICY_FIELDS[field] = checker end  -- janitor safety fields
 
@@ -96,6 +97,10 @@ local function add_policy(reg, t, level)
   if p.type and p.types then error("janitor.policy: give 'type' or 'types', not both", level + 1) end
   if not p.type and not p.types then error("janitor.policy: field 'type' (or 'types') is required", level + 1) end
   if not p.clean then error("janitor.policy: field 'clean' (a function) is required", level + 1) end
+  if (p.health == nil) ~= (p.health_every == nil) then
+    error("janitor.policy: fields 'health' and 'health_every' go together (field '"
+          .. (p.health and "health_every" or "health") .. "' is missing)", level + 1)
+  end
   p.types = p.types or { p.type }
   p.type = nil
   p.from = p.from or STATES.DIRTY
