@@ -311,3 +311,59 @@ T.test("the socket path: stale socket replaced, a file or a live janitor refused
   T.eq(j:stop(10), 0, "exit 0")
   J.settled(srv, TYPES, { states = { "broken" } })
 end)
+
+T.test("pause stops health checks of a type; list and kill reach a check", function()
+  local srv = J.server([[
+resources:
+- type: ctl-h
+  state: free
+  names: [h1, h2, h3, h4]
+]])
+  local dir = T.tmpdir()
+  local sock = dir .. "/control.sock"
+  local log = dir .. "/checks"
+  -- h1's check waits for go-h1 (so list and kill can see it); the others pass.
+  local policy = J.policy(([[
+    janitor.policy{ type = "ctl-h", from = "never", on_failure = "dirty", health_every = "0.3s",
+      clean = function() return true end,
+      health = function(res)
+        local f = io.open("DIR/checks", "a") f:write(res.name, "\n") f:close()
+        janitor.progress("checking " .. res.name)
+        if res.name ~= "h1" then return true end
+        local core = require "bosk.core"
+        for _ = 1, 400 do
+          if io.open("DIR/go-h1") then return true end
+          core.sleep(0.05)
+        end
+        return false, "the test never said go"
+      end }
+  ]]):gsub("DIR", dir))
+  local j = J.start(srv, { "--pool-size", "2", "--control", sock }, { policy })
+  local ctl = open_control(sock)
+  local list
+  T.wait_until(function()
+    list = ctl:list()
+    for _, c in ipairs(list or {}) do
+      if c.name == "h1" and c.last_progress then return true end
+    end
+  end, 15, function() return "h1's check in the list: " .. T.dump(list) end)
+  for _, c in ipairs(list) do
+    if c.name == "h1" then T.eq(c.kind, "health", "a check shows as kind health") end
+  end
+  T.ok(ctl:kill("h1"), "kill a check")
+  T.wait_until(function() return J.by_name(srv, "ctl-h").h1.state == "dirty" end, 10, "the killed check's resource to on_failure")
+  T.contains(J.by_name(srv, "ctl-h").h1.userdata["bosk.janitor/last-failure"] or "", "killed by bosk control", "with the reason")
+
+  T.ok(ctl:pause("ctl-h"), "pause")
+  T.wait_until(function()
+    local l = ctl:list()
+    return l and #l == 0
+  end, 10, "the checks in flight end")
+  local before = T.count(T.read_file(log) or "", "\n")
+  core.sleep(1.2)   -- four periods
+  T.eq(T.count(T.read_file(log) or "", "\n"), before, "paused: no check started")
+  T.ok(ctl:resume("ctl-h"), "resume")
+  T.wait_until(function() return T.count(T.read_file(log) or "", "\n") > before end, 10, "resumed: checks again")
+  T.eq(j:stop(10), 0, "exit 0")
+  J.settled(srv, { "ctl-h" })
+end)

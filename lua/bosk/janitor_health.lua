@@ -220,6 +220,10 @@ end
 -- slot cannot go to another round or a cleaning meanwhile.
 local function step(sup, round)
   if sup.stopping then return false end
+  if sup.paused[round.type] then
+    jlog.info("health round stopped: the type is paused", { type = round.type })
+    return false
+  end
   if safety.type_state(sup.safety, round.type).open then
     jlog.info("health round stopped: the type's breaker is open", { type = round.type })
     return false
@@ -269,6 +273,10 @@ local function start_round(sup, p, rtype)
   end
   if safety.type_state(sup.safety, rtype).open then
     jlog.info("health round skipped: the type's breaker is open", { type = rtype })
+    return
+  end
+  if sup.paused[rtype] then
+    jlog.debug("health round skipped: the type is paused", { type = rtype })
     return
   end
   local round = { policy = p, type = rtype, lane = lane_of(sup, p, rtype), gen = sup:gen_hold(),
