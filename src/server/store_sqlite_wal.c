@@ -25,8 +25,8 @@
 #define WAL_HEADER 32          /* the WAL file's own header */
 #define FRAME_HEADER 24        /* each frame's header, before its page */
 #define MAX_BATCH (4u << 20)   /* larger writes go through as they come */
-/* The default VFS writes at most 128 KiB - 1 bytes per xWrite (it masks
- * the length with 0x1ffff: SQLite itself never writes more than a page) */
+/* The default VFS's xWrite fails from 128 KiB on (it masks the length
+ * with 0x1ffff; SQLite itself never writes more than one 64 KiB page) */
 #define WRITE_MAX (96u * 1024)
 
 typedef struct {
@@ -110,48 +110,48 @@ static int x_close(sqlite3_file *f)
     return rc != SQLITE_OK ? rc : rc_close;
 }
 
-/* Every other method lets the held writes reach the file first, so that
- * the file is always what SQLite believes it wrote. */
-#define FLUSH_FIRST(f)                                  \
-    wal_file *w = (wal_file *)(f);                      \
-    int flushed = wal_flush_file(w);                    \
-    if (flushed != SQLITE_OK)                           \
-        return flushed
-
+/* The methods that look at or change the file let the held writes reach
+ * it first, so that the file is always what SQLite believes it wrote. */
 static int x_read(sqlite3_file *f, void *data, int amt, sqlite3_int64 off)
 {
-    FLUSH_FIRST(f);
-    return w->real->pMethods->xRead(w->real, data, amt, off);
+    wal_file *w = (wal_file *)f;
+    int rc = wal_flush_file(w);
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xRead(w->real, data, amt, off);
 }
 
 static int x_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-    FLUSH_FIRST(f);
-    return w->real->pMethods->xTruncate(w->real, size);
+    wal_file *w = (wal_file *)f;
+    int rc = wal_flush_file(w);
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xTruncate(w->real, size);
 }
 
 static int x_sync(sqlite3_file *f, int flags)
 {
-    FLUSH_FIRST(f);
-    return w->real->pMethods->xSync(w->real, flags);
+    wal_file *w = (wal_file *)f;
+    int rc = wal_flush_file(w);
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xSync(w->real, flags);
 }
 
 static int x_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
-    FLUSH_FIRST(f);
-    return w->real->pMethods->xFileSize(w->real, size);
+    wal_file *w = (wal_file *)f;
+    int rc = wal_flush_file(w);
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xFileSize(w->real, size);
 }
 
 static int x_lock(sqlite3_file *f, int level)
 {
-    FLUSH_FIRST(f);
-    return w->real->pMethods->xLock(w->real, level);
+    wal_file *w = (wal_file *)f;
+    int rc = wal_flush_file(w);
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xLock(w->real, level);
 }
 
 static int x_unlock(sqlite3_file *f, int level)
 {
-    FLUSH_FIRST(f);
-    return w->real->pMethods->xUnlock(w->real, level);
+    wal_file *w = (wal_file *)f;
+    int rc = wal_flush_file(w);
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xUnlock(w->real, level);
 }
 
 static int x_check_reserved_lock(sqlite3_file *f, int *out)
@@ -162,8 +162,9 @@ static int x_check_reserved_lock(sqlite3_file *f, int *out)
 
 static int x_file_control(sqlite3_file *f, int op, void *arg)
 {
-    FLUSH_FIRST(f);
-    return w->real->pMethods->xFileControl(w->real, op, arg);
+    wal_file *w = (wal_file *)f;
+    int rc = wal_flush_file(w);
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xFileControl(w->real, op, arg);
 }
 
 static int x_sector_size(sqlite3_file *f)
@@ -204,8 +205,9 @@ static int x_shm_unmap(sqlite3_file *f, int delete_flag)
 
 static int x_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **out)
 {
-    FLUSH_FIRST(f);
-    return w->real->pMethods->xFetch(w->real, off, amt, out);
+    wal_file *w = (wal_file *)f;
+    int rc = wal_flush_file(w);
+    return rc != SQLITE_OK ? rc : w->real->pMethods->xFetch(w->real, off, amt, out);
 }
 
 static int x_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
