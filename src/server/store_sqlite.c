@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sqlite3.h>
 #include "server/store.h"
+#include "server/store_sqlite_wal.h"
 #include "server/server_log.h"
 
 /* One queued write: a prepared statement with copies of its values, or
@@ -311,6 +312,9 @@ static int sq_flush(store *b, char *err, size_t n)
             rc = write_one(s, p, err, n);
         if (rc == 0)
             rc = run(s, s->commit, "commit", err, n);
+        /* normally a no-op: the VFS wrote the frames at the commit frame */
+        if (rc == 0 && store_sqlite_wal_flush(s->db) != SQLITE_OK)
+            rc = fail(s, "commit", err, n);
         if (rc != 0 && !sqlite3_get_autocommit(s->db)) {
             sqlite3_step(s->rollback);
             sqlite3_reset(s->rollback);
@@ -682,7 +686,13 @@ store *store_sqlite_open(const char *path, char *err, size_t n)
     s->base.kind = "sqlite";
     s->hist_lim = lim;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK ||
+    if (store_sqlite_wal_register() != SQLITE_OK) {
+        snprintf(err, n, "cannot open sqlite store %s: cannot register the %s VFS", path,
+                 STORE_SQLITE_WAL_VFS);
+        sq_close(&s->base);
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &s->db, flags, STORE_SQLITE_WAL_VFS) != SQLITE_OK ||
         sqlite3_busy_timeout(s->db, 1000) != SQLITE_OK ||
         sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK || prepare(s) != 0 ||
         prepare_history(s) != 0) {

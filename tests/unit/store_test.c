@@ -3,6 +3,7 @@
  * reopen; store_open's spec errors. */
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "server/store.h"
 #include "unit.h"
@@ -144,11 +145,80 @@ static void load_error_names_type(void)
     unlink(path);
 }
 
+static int count_res(void *ctx, const store_rec *r)
+{
+    size_t *n = ctx;
+    *n += strcmp(r->userdata, "{}") != 0 || strcmp(r->name, "small") == 0;
+    return 0;
+}
+
+#define BIG_RECS 300
+
+/* What the child process wrote before it ended without closing the store
+ * (as kill -9 would end it): a commit of 300 resources with 1 KiB of user
+ * data each (a WAL write of more than 128 KiB, which the default VFS takes
+ * in parts), then a one-row commit. */
+static void flush_then_exit(const char *path)
+{
+    store *s = store_sqlite_open(path, err, sizeof err);
+    if (s == NULL)
+        _exit(2);
+    char userdata[1100] = "{\"k\":\"", name[32];
+    memset(userdata + 6, 'x', 1024);
+    strcpy(userdata + 6 + 1024, "\"}");
+    if (s->ops->begin(s, err, sizeof err) != 0)
+        _exit(3);
+    for (int i = 0; i < BIG_RECS; i++) {
+        snprintf(name, sizeof name, "big-%d", i);
+        store_rec r = { "t", name, "free", "", userdata, 5, 0, 0, (uint64_t)i + 1 };
+        if (s->ops->put(s, &r, err, sizeof err) != 0)
+            _exit(4);
+    }
+    store_rec small = { "t", "small", "busy", "o", "{}", 6, 0, 0, BIG_RECS + 1 };
+    if (s->ops->commit(s, err, sizeof err) != 0 || s->ops->flush(s, err, sizeof err) != 0)
+        _exit(5);
+    if (s->ops->begin(s, err, sizeof err) != 0 || s->ops->put(s, &small, err, sizeof err) != 0 ||
+        s->ops->commit(s, err, sizeof err) != 0 || s->ops->flush(s, err, sizeof err) != 0)
+        _exit(6);
+    _exit(0);
+}
+
+/* A flushed transaction is in the file when flush returns, however large:
+ * the WAL VFS (store_sqlite_wal.c) holds frames back only until the
+ * commit's last one. */
+static void flushed_survives_exit(void)
+{
+    char path[] = "/tmp/bosk-store-test-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0)
+        flush_then_exit(path);
+    int status = -1;
+    CHECK(child > 0 && waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    store *s = store_sqlite_open(path, err, sizeof err);
+    CHECK(s != NULL);
+    if (s == NULL)
+        return;
+    size_t found = 0;
+    CHECK(s->ops->load(s, &found, count_res, on_drlc, err, sizeof err) == 0);
+    CHECK(found == BIG_RECS + 1);
+    s->ops->close(s);
+    char wal[64];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    unlink(wal);
+    unlink(path);
+}
+
 int main(void)
 {
     RUN(sqlite_store);
     RUN(open_specs);
     RUN(open_reasons);
     RUN(load_error_names_type);
+    RUN(flushed_survives_exit);
     UNIT_EXIT();
 }
