@@ -15,6 +15,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "core/modules.h"
+#include "client/lwire.h"
 
 typedef struct {
     const char *p;   /* next byte */
@@ -144,6 +145,18 @@ static int resource_fields(lua_State *L, cursor *c, int mt)
     return TAKE(c, "}") && c->p == c->end;
 }
 
+int lwire_push_resource(lua_State *L, const char *text, size_t len, int userdata_mt)
+{
+    cursor c = {text, text + len};
+    int top = lua_gettop(L);
+    lua_createtable(L, 0, 7);
+    if (!resource_fields(L, &c, userdata_mt)) {
+        lua_settop(L, top);
+        return 0;
+    }
+    return 1;
+}
+
 /* wirec.decode_resource(text, UserData) -> resource, or nil when text is
  * not exactly Go's compact form (see the file's opening comment).
  * Takes: 1 text (string), 2 the UserData metatable (table).
@@ -154,13 +167,9 @@ static int wirec_decode_resource(lua_State *L)
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
     luaL_checktype(L, 2, LUA_TTABLE);
-    cursor c = {text, text + len};
     lua_settop(L, 2);
-    lua_createtable(L, 0, 7);
-    if (!resource_fields(L, &c, 2)) {
-        lua_settop(L, 2);
+    if (!lwire_push_resource(L, text, len, 2))
         lua_pushnil(L);
-    }
     return 1;
 }
 
