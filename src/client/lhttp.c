@@ -35,9 +35,20 @@ typedef struct {
     int closed;
 } conn;
 
+/* Argument 1 as a conn. Every conn function has the conn metatable as its
+ * upvalue 1: comparing with it costs less than luaL_checkudata's registry
+ * lookup, a visible share of a request's time; the error is the same. */
 static conn *check_conn(lua_State *L)
 {
-    return luaL_checkudata(L, 1, CONN_META);
+    conn *c = lua_touserdata(L, 1);
+    int is_conn = c != NULL && lua_getmetatable(L, 1);
+    if (is_conn) {
+        is_conn = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+    }
+    if (!is_conn)
+        luaL_typeerror(L, 1, CONN_META);
+    return c;
 }
 
 static conn *check_open_conn(lua_State *L)
@@ -55,7 +66,8 @@ static int http_new(lua_State *L)
     c->t = NULL;
     c->pending = NULL;
     c->closed = 0;
-    luaL_setmetatable(L, CONN_META);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_setmetatable(L, -2);
     return 1;
 }
 
@@ -258,19 +270,25 @@ static const luaL_Reg conn_meta[] = {
 };
 
 static const luaL_Reg http_funcs[] = {
-    {"new", http_new},
+    {"new", NULL}, /* a closure over the metatable, set in luaopen */
     {"stat", http_stat},
     {NULL, NULL}
 };
 
+/* The conn functions and http.new get the metatable as upvalue 1. */
 int luaopen_bosk_http(lua_State *L)
 {
     luaL_newmetatable(L, CONN_META);
-    luaL_setfuncs(L, conn_meta, 0);
+    lua_pushvalue(L, -1);
+    luaL_setfuncs(L, conn_meta, 1);
     luaL_newlibtable(L, conn_methods);
-    luaL_setfuncs(L, conn_methods, 0);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, conn_methods, 1);
     lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
     luaL_newlib(L, http_funcs);
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, http_new, 1);
+    lua_setfield(L, -2, "new");
+    lua_remove(L, -2);
     return 1;
 }

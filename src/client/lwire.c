@@ -56,19 +56,22 @@ static int plain_string(cursor *c, const char **s, size_t *n)
     return 0;
 }
 
-/* Reads lit then a plain string and sets field key of the table on top. */
-static int string_field(lua_State *L, cursor *c, const char *lit, size_t litn, const char *key)
+/* Reads lit then a plain string and sets field key of the table on top;
+ * 0 when the text differs, or when the string is empty and must not be. */
+static int string_field(lua_State *L, cursor *c, const char *lit, size_t litn, const char *key,
+                        int empty_ok)
 {
     const char *s;
     size_t n;
-    if (!take(c, lit, litn) || !plain_string(c, &s, &n))
+    if (!take(c, lit, litn) || !plain_string(c, &s, &n) || (n == 0 && !empty_ok))
         return 0;
     lua_pushlstring(L, s, n);
     lua_setfield(L, -2, key);
     return 1;
 }
 
-#define FIELD(L, c, lit, key) string_field((L), (c), (lit), sizeof(lit) - 1, (key))
+#define FIELD(L, c, lit, key) string_field((L), (c), (lit), sizeof(lit) - 1, (key), 1)
+#define NONEMPTY_FIELD(L, c, lit, key) string_field((L), (c), (lit), sizeof(lit) - 1, (key), 0)
 
 /* Reads the user data object after "userdata": and pushes its map (a fresh
  * table; a repeated key keeps its last value, as cjson does), or pushes
@@ -124,12 +127,8 @@ static void wrap_userdata(lua_State *L, int mt, int was_null)
  * is not exactly the compact form (the caller drops the table). */
 static int resource_fields(lua_State *L, cursor *c, int mt)
 {
-    if (!FIELD(L, c, "{\"type\":", "type") || !FIELD(L, c, ",\"name\":", "name"))
-        return 0;
-    lua_getfield(L, -1, "name");
-    size_t name_len = lua_rawlen(L, -1);
-    lua_pop(L, 1);
-    if (name_len == 0) /* the general path says "unable to parse resource" */
+    /* An empty name: the general path says "unable to parse resource". */
+    if (!FIELD(L, c, "{\"type\":", "type") || !NONEMPTY_FIELD(L, c, ",\"name\":", "name"))
         return 0;
     if (!FIELD(L, c, ",\"state\":", "state") || !FIELD(L, c, ",\"owner\":", "owner")
         || !FIELD(L, c, ",\"lastupdate\":", "lastupdate") || !TAKE(c, ",\"userdata\":"))
