@@ -244,21 +244,17 @@ static struct curl_slist *headers_for(transport *t, const char *content_type)
             *(rc) = setopt_rc_; \
     } while (0)
 
-extern char **environ;
-
-/* Whether the environment names a proxy: a variable called *_proxy in any
- * case (http_proxy, HTTPS_PROXY, ALL_PROXY, ...), other than no_proxy. */
+/* Whether the environment names a proxy for an http or https URL: the
+ * variables libcurl reads for them (and HTTP_PROXY, which it ignores, to
+ * be safe); an empty one counts too, as libcurl would then decide. */
 static int proxy_in_environment(void)
 {
-    static const char suffix[] = "_proxy";
-    const size_t n = sizeof suffix - 1;
-    for (char **e = environ; e != NULL && *e != NULL; e++) {
-        const char *eq = strchr(*e, '=');
-        size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
-        if (len >= n && strncasecmp(*e + len - n, suffix, n) == 0
-            && !(len == 8 && strncasecmp(*e, "no_proxy", 8) == 0))
+    static const char *const names[] = {
+        "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (getenv(names[i]) != NULL)
             return 1;
-    }
     return 0;
 }
 
