@@ -16,7 +16,7 @@ packages=(
   clang libclang-rt-dev   # make fuzz, and tests/fuzz_test.lua under make test
 )
 if [ "${1:-}" = "--bench" ]; then
-  packages=(wrk hyperfine)
+  packages=(wrk hyperfine valgrind)   # valgrind: the callgrind figures in docs/benchmarks.md
 fi
 
 missing=()

@@ -168,6 +168,71 @@ T.test("bosk.http: methods, bodies and error kinds", function()
   T.eq({ ok, kind }, { nil, "io" })
 end)
 
+T.test("conn:post: a bodiless POST; a compact 200 resource comes back decoded", function()
+  fake:reset()
+  local wire = require "bosk.wire"
+  local conn <close> = http.new()
+  fake:script{ { body = res("p1") }, { body = " " .. res("p2") }, { status = 404, body = res("p3") },
+               { body = res("p4") } }
+  local status, line, r, decoded = conn:post(fake.url .. "/acquire?x=1", 5, 10, 1000, wire.UserData)
+  T.eq({ status, line, decoded, r.name, r.type, r.owner }, { 200, "200 OK", true, "p1", "t", "me" })
+  T.eq(getmetatable(r.userdata), wire.UserData, "user data is a UserData")
+  T.eq(r, wire.decode_resource(res("p1")), "the same table as bosk.wire's decoder makes")
+  -- Anything but Go's compact form, or any other status: the text, as conn:send gives it.
+  T.eq({ conn:post(fake.url .. "/acquire", 5, 10, 1000, wire.UserData) }, { 200, "200 OK", " " .. res("p2") })
+  T.eq({ conn:post(fake.url .. "/acquire", 5, 10, 1000, wire.UserData) }, { 404, "404 Not Found", res("p3") })
+  T.eq({ conn:post(fake.url .. "/release", 5, 10, 1000) }, { 200, "200 OK", res("p4") }, "no decoding without UserData")
+  local q = fake:requests()
+  T.eq(#q, 4, "one request per call")
+  T.eq({ q[1].method, q[1].target, q[1].body, q[1].headers["content-length"], q[1].headers["content-type"] },
+       { "POST", "/acquire?x=1", "", "0", nil })
+  fake:script{ { body = string.rep("x", 2000) } }
+  local ok, kind = conn:post(fake.url .. "/big", 5, 10, 1000, wire.UserData)
+  T.eq({ ok, kind }, { nil, "too_large" }, "max_body holds")
+  T.eq(select(3, conn:post(fake.url .. "/after")), "", "the next answer starts empty")
+  T.eq(select(2, pcall(http.new().post, {}, fake.url)):match("bosk.http.conn expected") ~= nil, true,
+       "a wrong self is an argument error")
+end)
+
+-- Runs a one-pair script in a child `bosk run` with the given environment;
+-- returns its output (the fake server records the request).
+local function release_with_env(url, env)
+  local out, err, code = T.run({ "run", "-e", string.format([[
+    local c = assert(boskos.client{ owner = "me", url = %q, dialer = { retry_count = 0, timeout = 2 } })
+    boskos.sleep = function() end
+    local ok, e = c:release("r", "dirty")
+    print(ok and "released" or tostring(e))]], url) }, { env = env, timeout = 30 })
+  T.eq(code, 0, "bosk run: " .. err)
+  return out
+end
+
+local proxy_vars = {}
+for _, name in ipairs({ "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" }) do
+  if os.getenv(name) then proxy_vars[#proxy_vars + 1] = name end
+end
+
+local proxy_test = #proxy_vars == 0 and T.test or function(name)
+  T.skip(name, "the environment names a proxy: " .. table.concat(proxy_vars, ", "))
+end
+
+proxy_test("proxies: taken from the environment as libcurl does, never for 127.0.0.1", function()
+  fake:reset()
+  local proxy = "http://127.0.0.1:" .. fake.port
+  -- 127.0.0.2 is no loopback name in the no-proxy list: it goes through the proxy.
+  local far = "http://127.0.0.2:1"
+  for _, var in ipairs({ "http_proxy", "ALL_PROXY" }) do
+    T.eq(release_with_env(far, { [var] = proxy }), "released\n", var)
+    T.eq(fake:last().target, far .. "/release?dest=dirty&name=r&owner=me", var .. ": sent to the proxy")
+  end
+  T.eq(release_with_env(fake.url, { http_proxy = "http://127.0.0.1:" .. Fake.free_port(T) }), "released\n",
+       "127.0.0.1 bypasses a (dead) proxy")
+  T.eq(fake:last().target, "/release?dest=dirty&name=r&owner=me", "direct")
+  local n = #fake:requests()
+  T.contains(release_with_env(far, { no_proxy = "example.com" }), "Connection refused",
+             "no proxy variable: 127.0.0.2 is tried directly")
+  T.eq(#fake:requests(), n, "and the fake server saw nothing")
+end)
+
 T.test("basic auth, with the password file read again when it changes", function()
   local dir = T.tmpdir()
   local pw = T.write_file(dir .. "/pw", "  first-secret\n")

@@ -15,6 +15,7 @@ local ccore = require "bosk.client_core" -- status meanings, password file
 local M = require "boskos" -- sentinels, states, sleep and poll_interval live there
 
 local format, concat = string.format, table.concat
+local UserData = wire.UserData
 
 M.error = wire.error
 M.resource_type_not_found_message = wire.type_not_found_message
@@ -83,11 +84,12 @@ end
 -- Up to 4 attempts. work(...) returns true, value (done), false, err
 -- (fatal) or nil, err (retriable). Sleeps i*i seconds through boskos.sleep
 -- between attempts, unless the client's deadline would pass first. The
--- list of errors is made only when one fails.
-local function retry(self, work, ...)
+-- list of errors is made only when one fails. retry_after is the same
+-- when the first attempt's outcome (done, value) is already known.
+local function retry_after(self, done, value, work, ...)
   local errs
   for i = 1, 4 do
-    local done, value = work(...)
+    if i > 1 then done, value = work(...) end
     if done == true then return value end
     if done == false then return nil, value end
     errs = errs or {}
@@ -98,6 +100,11 @@ local function retry(self, work, ...)
     M.sleep(left and math.min(i * i, left - 0.1) or i * i)
   end
   return nil, aggregate(errs)
+end
+
+local function retry(self, work, ...)
+  local done, value = work(...)
+  return retry_after(self, done, value, work, ...)
 end
 
 ---------------------------------------------------------------------------
@@ -266,24 +273,26 @@ local function check_client(self, fname)
   return self
 end
 
--- One exchange, with the dialer's retries of refused/reset/timed-out
--- connects. -> status, status_line, body   or   nil, err
+-- One request as it goes out now: the client's timeouts, cut to what is
+-- left before c._deadline. -> as conn:send.
+local function send_once(self, method, url, body, ctype, user, password)
+  local connect_timeout, timeout, left = self.dialer.timeout, self.timeout, time_left(self)
+  if left then
+    -- libcurl reads 0 as "no limit": below a millisecond, do not send.
+    if left < 0.001 then return nil, "timeout", "the --timeout ended before the request was sent" end
+    connect_timeout, timeout = math.min(connect_timeout, left), math.min(timeout, left)
+  end
+  return self.conn:send(method, url, body, ctype, user, password, connect_timeout, timeout, self.max_body)
+end
+
+-- The rest of an exchange whose first answer (status, line, resp_body, as
+-- conn:send gives them) has come: the dialer's retries of refused, reset or
+-- timed-out connects. -> status, status_line, body   or   nil, err
 -- c._on_retry(err), when set (the one-liners), is told once, at the first
 -- connection failure, that retries follow; c._deadline bounds the whole.
-local function exchange(self, method, url, body, ctype)
-  local d, user, password = self.dialer, self.username, nil
-  if user then password = self:_password() end
-  local function send()
-    local connect_timeout, timeout, left = d.timeout, self.timeout, time_left(self)
-    if left then
-      -- libcurl reads 0 as "no limit": below a millisecond, do not send.
-      if left < 0.001 then return nil, "timeout", "the --timeout ended before the request was sent" end
-      connect_timeout, timeout = math.min(connect_timeout, left), math.min(timeout, left)
-    end
-    return self.conn:send(method, url, body, ctype, user, password, connect_timeout, timeout, self.max_body)
-  end
-  local status, line, resp_body = send()
+local function redial(self, method, url, body, ctype, user, password, status, line, resp_body)
   if status then return status, line, resp_body end
+  local d = self.dialer
   local tries = math.max(0, d.retry_count or 0) + 1
   for _ = 2, tries do
     if line ~= "connect" then break end
@@ -294,7 +303,7 @@ local function exchange(self, method, url, body, ctype)
     local left = time_left(self)
     if left and left <= 0.1 then break end
     core.sleep(left and math.min(d.retry_sleep, left - 0.1) or d.retry_sleep)
-    status, line, resp_body = send()
+    status, line, resp_body = send_once(self, method, url, body, ctype, user, password)
     if status then return status, line, resp_body end
   end
   if line == "connect" and self._on_retry then
@@ -302,6 +311,15 @@ local function exchange(self, method, url, body, ctype)
     self._on_retry = nil
   end
   return nil, wire.error(resp_body, { kind = line })
+end
+
+-- One exchange, with the dialer's retries (redial).
+-- -> status, status_line, body   or   nil, err
+local function exchange(self, method, url, body, ctype)
+  local user, password = self.username, nil
+  if user then password = self:_password() end
+  local status, line, resp_body = send_once(self, method, url, body, ctype, user, password)
+  return redial(self, method, url, body, ctype, user, password, status, line, resp_body)
 end
 
 -- The URL of a call, then one exchange. key, when given, names the URL in
@@ -331,13 +349,6 @@ end
 -- value (a wrong self) simply misses and goes to the checks.
 local hot = setmetatable({}, { __mode = "k" })
 
--- The table of URLs for `call`, valid for the client's current url and owner.
-local function hot_urls(self, call)
-  local h = hot[self]
-  if h.url ~= self.url or h.owner ~= self.owner then return nil end
-  return h[call]
-end
-
 -- Stores url at hot[self][call][a][b][c] (c may be nil: two levels).
 -- Starts afresh when the client's url or owner changed, or after 256 URLs.
 local function remember(self, call, url, a, b, c)
@@ -356,10 +367,8 @@ local function remember(self, call, url, a, b, c)
   u[c] = url
 end
 
--- One /acquire attempt (see retry). url is nil when it could not be built (uerr).
-local function acquire_once(self, rtype, url, uerr)
-  if not url then return nil, wire.error(uerr) end
-  local status, line, body = exchange(self, "POST", url, nil)
+-- An /acquire answer (as exchange gives it) read as one attempt (see retry).
+local function acquire_answer(self, rtype, status, line, body)
   if not status then return nil, line end
   local meaning = ccore.meaning("/acquire", status)
   if meaning == "ok" then
@@ -375,6 +384,12 @@ local function acquire_once(self, rtype, url, uerr)
     return false, M.ErrNotFound
   end
   return nil, status_error(line, status)
+end
+
+-- One /acquire attempt (see retry). url is nil when it could not be built (uerr).
+local function acquire_once(self, rtype, url, uerr)
+  if not url then return nil, wire.error(uerr) end
+  return acquire_answer(self, rtype, exchange(self, "POST", url, nil))
 end
 
 local function acquire_url(self, rtype, state, dest, request_id)
@@ -403,7 +418,10 @@ end
 
 -- c:acquire(rtype, state, dest) -> resource, or nil, err
 function Client:acquire(rtype, state, dest)
-  local urls = hot[self] and hot_urls(self, "acquire")
+  -- Valid while the client's url and owner are those of its hot table.
+  -- (Written out in place: a call costs as much as the lookups.)
+  local h = hot[self]
+  local urls = h and h.url == self.url and h.owner == self.owner and h.acquire
   local t = urls and urls[rtype]
   t = t and t[state]
   local url, uerr = t and t[dest], nil
@@ -414,6 +432,19 @@ function Client:acquire(rtype, state, dest)
     check_type(dest, "string", 3, "acquire")
     url, uerr = acquire_url(self, rtype, state, dest, nil)
     if url then remember(self, "acquire", url, rtype, state, dest) end
+  end
+  -- The fast path: no credentials and no deadline, so conn:post makes the
+  -- very request send_once would, and a success needs neither exchange
+  -- nor retry.
+  if url and self.username == nil and self._deadline == nil then
+    local status, line, r, decoded = self.conn:post(url, self.dialer.timeout, self.timeout, self.max_body, UserData)
+    if decoded then -- a 200 in Go's compact form, decoded in C
+      self.storage:add(copy_resource(r)) -- a name already stored keeps its old record
+      return r
+    end
+    -- Any other answer is read as acquire_once reads it, then retried.
+    local done, value = acquire_answer(self, rtype, redial(self, "POST", url, nil, nil, nil, nil, status, line, r))
+    return store_acquired(self, retry_after(self, done, value, acquire_once, self, rtype, url))
   end
   return store_acquired(self, retry(self, acquire_once, self, rtype, url, uerr))
 end
@@ -507,18 +538,23 @@ function Client:acquire_by_state_wait(ctx, state, dest, names)
   return wait_loop(ctx, function() return self:acquire_by_state(state, dest, names) end)
 end
 
--- One /release attempt (see retry). url is nil when it could not be built (uerr).
-local function release_once(self, name, url, uerr)
-  if not url then return nil, wire.error(uerr) end
-  local status, line = exchange(self, "POST", url, nil)
+-- A /release answer (as exchange gives it) read as one attempt (see retry).
+local function release_answer(name, status, line)
   if not status then return nil, line end
   if status == 200 then return true, true end
   return nil, status_error(line, status, "statusCode", " releasing " .. name)
 end
 
+-- One /release attempt (see retry). url is nil when it could not be built (uerr).
+local function release_once(self, name, url, uerr)
+  if not url then return nil, wire.error(uerr) end
+  return release_answer(name, exchange(self, "POST", url, nil))
+end
+
 -- c:release(name, dest) -> true, or nil, err (every non-200 is retried)
 function Client:release(name, dest)
-  local urls = hot[self] and hot_urls(self, "release")
+  local h = hot[self]
+  local urls = h and h.url == self.url and h.owner == self.owner and h.release
   local t = urls and urls[name]
   local url, uerr = t and t[dest], nil
   if not url then
@@ -527,6 +563,12 @@ function Client:release(name, dest)
     check_type(dest, "string", 2, "release")
     url, uerr = wire.url(self.url, "/release", { name = name, dest = dest, owner = self.owner })
     if url then remember(self, "release", url, name, dest) end
+  end
+  if url and self.username == nil and self._deadline == nil then -- as in acquire
+    local status, line, body = self.conn:post(url, self.dialer.timeout, self.timeout, self.max_body)
+    if status == 200 then return true end
+    local done, value = release_answer(name, redial(self, "POST", url, nil, nil, nil, nil, status, line, body))
+    return retry_after(self, done, value, release_once, self, name, url)
   end
   return retry(self, release_once, self, name, url, uerr)
 end

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "core/modules.h"
+#include "client/lwire.h"
 
 typedef struct {
     const char *p;   /* next byte */
@@ -55,19 +56,22 @@ static int plain_string(cursor *c, const char **s, size_t *n)
     return 0;
 }
 
-/* Reads lit then a plain string and sets field key of the table on top. */
-static int string_field(lua_State *L, cursor *c, const char *lit, size_t litn, const char *key)
+/* Reads lit then a plain string and sets field key of the table on top;
+ * 0 when the text differs, or when the string is empty and must not be. */
+static int string_field(lua_State *L, cursor *c, const char *lit, size_t litn, const char *key,
+                        int empty_ok)
 {
     const char *s;
     size_t n;
-    if (!take(c, lit, litn) || !plain_string(c, &s, &n))
+    if (!take(c, lit, litn) || !plain_string(c, &s, &n) || (n == 0 && !empty_ok))
         return 0;
     lua_pushlstring(L, s, n);
     lua_setfield(L, -2, key);
     return 1;
 }
 
-#define FIELD(L, c, lit, key) string_field((L), (c), (lit), sizeof(lit) - 1, (key))
+#define FIELD(L, c, lit, key) string_field((L), (c), (lit), sizeof(lit) - 1, (key), 1)
+#define NONEMPTY_FIELD(L, c, lit, key) string_field((L), (c), (lit), sizeof(lit) - 1, (key), 0)
 
 /* Reads the user data object after "userdata": and pushes its map (a fresh
  * table; a repeated key keeps its last value, as cjson does), or pushes
@@ -123,12 +127,8 @@ static void wrap_userdata(lua_State *L, int mt, int was_null)
  * is not exactly the compact form (the caller drops the table). */
 static int resource_fields(lua_State *L, cursor *c, int mt)
 {
-    if (!FIELD(L, c, "{\"type\":", "type") || !FIELD(L, c, ",\"name\":", "name"))
-        return 0;
-    lua_getfield(L, -1, "name");
-    size_t name_len = lua_rawlen(L, -1);
-    lua_pop(L, 1);
-    if (name_len == 0) /* the general path says "unable to parse resource" */
+    /* An empty name: the general path says "unable to parse resource". */
+    if (!FIELD(L, c, "{\"type\":", "type") || !NONEMPTY_FIELD(L, c, ",\"name\":", "name"))
         return 0;
     if (!FIELD(L, c, ",\"state\":", "state") || !FIELD(L, c, ",\"owner\":", "owner")
         || !FIELD(L, c, ",\"lastupdate\":", "lastupdate") || !TAKE(c, ",\"userdata\":"))
@@ -144,6 +144,18 @@ static int resource_fields(lua_State *L, cursor *c, int mt)
     return TAKE(c, "}") && c->p == c->end;
 }
 
+int lwire_push_resource(lua_State *L, const char *text, size_t len, int userdata_mt)
+{
+    cursor c = {text, text + len};
+    int top = lua_gettop(L);
+    lua_createtable(L, 0, 7);
+    if (!resource_fields(L, &c, userdata_mt)) {
+        lua_settop(L, top);
+        return 0;
+    }
+    return 1;
+}
+
 /* wirec.decode_resource(text, UserData) -> resource, or nil when text is
  * not exactly Go's compact form (see the file's opening comment).
  * Takes: 1 text (string), 2 the UserData metatable (table).
@@ -154,13 +166,9 @@ static int wirec_decode_resource(lua_State *L)
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
     luaL_checktype(L, 2, LUA_TTABLE);
-    cursor c = {text, text + len};
     lua_settop(L, 2);
-    lua_createtable(L, 0, 7);
-    if (!resource_fields(L, &c, 2)) {
-        lua_settop(L, 2);
+    if (!lwire_push_resource(L, text, len, 2))
         lua_pushnil(L);
-    }
     return 1;
 }
 

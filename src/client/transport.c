@@ -14,7 +14,6 @@
 /* What the callbacks fill in during one transport_perform. */
 typedef struct {
     transport_response *resp;
-    size_t cap;       /* allocated size of resp->body */
     size_t max_body;
     int too_large;
     int oom;
@@ -31,14 +30,24 @@ struct transport {
     struct curl_slist *typed_headers;   /* with typed_for's Content-Type */
     char typed_for[200];
     int had_auth, had_custom;
+    int empty_post_set; /* the handle is set for a POST without body */
     /* What the handle was last given, so unchanged options are not set
      * again: each setopt costs a little, and a request is a few µs. */
     const struct curl_slist *headers_set;
     long connect_ms_set, timeout_ms_set;
     exchange x; /* the callbacks' state, set as WRITEDATA/HEADERDATA once */
+    /* A body buffer handed back by transport_recycle, for the next
+     * response: a fresh 1 KiB malloc per request is a large-bin request,
+     * which makes glibc consolidate every small chunk Lua freed since. */
+    char *spare;
+    size_t spare_cap;
 };
 
+/* A spare buffer larger than this is freed rather than kept. */
+#define SPARE_MAX ((size_t)64 << 10)
+
 static CURLcode set_fixed_options(transport *t);
+static CURLcode set_handler_options(transport *t, CURLcode rc);
 
 transport *transport_new(char *err, size_t err_len)
 {
@@ -74,7 +83,20 @@ void transport_free(transport *t)
     t->curl->easy_cleanup(t->easy);
     t->curl->slist_free_all(t->plain_headers);
     t->curl->slist_free_all(t->typed_headers);
+    free(t->spare);
     free(t);
+}
+
+void transport_recycle(transport *t, transport_response *resp)
+{
+    if (t == NULL || resp->body == NULL || t->spare != NULL || resp->body_cap > SPARE_MAX) {
+        transport_response_free(resp);
+        return;
+    }
+    t->spare = resp->body;
+    t->spare_cap = resp->body_cap;
+    resp->body = NULL;
+    resp->body_len = resp->body_cap = 0;
 }
 
 void transport_response_free(transport_response *resp)
@@ -83,21 +105,22 @@ void transport_response_free(transport_response *resp)
         return;
     free(resp->body);
     resp->body = NULL;
-    resp->body_len = 0;
+    resp->body_len = resp->body_cap = 0;
 }
 
 static int grow(exchange *x, size_t need)
 {
-    if (need <= x->cap)
+    transport_response *resp = x->resp;
+    if (need <= resp->body_cap)
         return 0;
-    size_t cap = x->cap ? x->cap : 1024;
+    size_t cap = resp->body_cap ? resp->body_cap : 1024;
     while (cap < need)
         cap *= 2;
-    char *p = realloc(x->resp->body, cap);
+    char *p = realloc(resp->body, cap);
     if (p == NULL)
         return -1;
-    x->resp->body = p;
-    x->cap = cap;
+    resp->body = p;
+    resp->body_cap = cap;
     return 0;
 }
 
@@ -221,17 +244,47 @@ static struct curl_slist *headers_for(transport *t, const char *content_type)
             *(rc) = setopt_rc_; \
     } while (0)
 
+/* Whether the environment names a proxy for an http or https URL: the
+ * variables libcurl reads for them (and HTTP_PROXY, which it ignores, to
+ * be safe); an empty one counts too, as libcurl would then decide. */
+static int proxy_in_environment(void)
+{
+    static const char *const names[] = {
+        "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (getenv(names[i]) != NULL)
+            return 1;
+    return 0;
+}
+
 /* Options that never change for a transport. Go's loopback rule is kept
- * too: 127.0.0.1 and localhost never go through a proxy. */
+ * too: 127.0.0.1 and localhost never go through a proxy.
+ * libcurl looks for a proxy on every request: it walks the no-proxy list
+ * (two inet_pton calls per address in it: 127.0.0.1 comes first, as the
+ * common host) and reads the proxy variables again. Without any proxy
+ * variable at the start there is no proxy to bypass: an empty CURLOPT_PROXY
+ * says so once (libcurl then reads no variable) and the list stays empty. */
 static CURLcode set_fixed_options(transport *t)
 {
     CURLcode rc = CURLE_OK;
+    if (!proxy_in_environment()) {
+        SETOPT(&rc, t, CURLOPT_PROXY, "");
+        SETOPT(&rc, t, CURLOPT_NOPROXY, "");
+        return set_handler_options(t, rc);
+    }
     const char *env = getenv("NO_PROXY");
     if (env == NULL || *env == '\0')
         env = getenv("no_proxy");
-    snprintf(t->noproxy, sizeof t->noproxy, "localhost,127.0.0.1,::1%s%s",
+    snprintf(t->noproxy, sizeof t->noproxy, "127.0.0.1,localhost,::1%s%s",
              env && *env ? "," : "", env && *env ? env : "");
     SETOPT(&rc, t, CURLOPT_NOPROXY, t->noproxy);
+    return set_handler_options(t, rc);
+}
+
+/* The rest of set_fixed_options; rc: the first failure so far. */
+static CURLcode set_handler_options(transport *t, CURLcode rc)
+{
     SETOPT(&rc, t, CURLOPT_NOSIGNAL, 1L);
     SETOPT(&rc, t, CURLOPT_ERRORBUFFER, t->errbuf);
     SETOPT(&rc, t, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -252,6 +305,10 @@ static CURLcode set_method(transport *t, const transport_request *req)
         SETOPT(&rc, t, CURLOPT_NOBODY, 0L);
         t->had_custom = 0;
     }
+    int empty_post = req->body == NULL && strcmp(method, "POST") == 0;
+    if (empty_post && t->empty_post_set)
+        return rc; /* as the last request: acquire and release in a loop */
+    t->empty_post_set = 0;
     if (strcmp(method, "GET") == 0 && req->body == NULL) {
         SETOPT(&rc, t, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "HEAD") == 0) {
@@ -266,6 +323,7 @@ static CURLcode set_method(transport *t, const transport_request *req)
             SETOPT(&rc, t, CURLOPT_CUSTOMREQUEST, method);
             t->had_custom = 1;
         }
+        t->empty_post_set = empty_post && rc == CURLE_OK;
     }
     return rc;
 }
@@ -382,6 +440,12 @@ static int finish(transport *t, const transport_request *req, transport_response
 int transport_perform(transport *t, const transport_request *req, transport_response *resp)
 {
     memset(resp, 0, sizeof *resp);
+    if (t->spare != NULL) { /* an empty body until the first bytes come */
+        resp->body = t->spare;
+        resp->body_cap = t->spare_cap;
+        resp->body[0] = '\0';
+        t->spare = NULL;
+    }
     exchange *x = &t->x;
     *x = (exchange){ .resp = resp, .max_body = req->max_body ? req->max_body : (size_t)-1 };
     struct curl_slist *headers = headers_for(t, req->content_type);

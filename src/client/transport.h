@@ -41,6 +41,7 @@ typedef struct {
     char status_line[128];     /* "404 Not Found" (code and reason, as Go prints it) */
     char *body;                /* malloc'd, NUL-terminated; NULL on error */
     size_t body_len;
+    size_t body_cap;           /* allocated size of body */
     transport_error_kind kind; /* TRANSPORT_OK when an HTTP status arrived */
     char error[256];           /* human-readable, names the URL, on error */
 } transport_response;
@@ -51,6 +52,9 @@ transport *transport_new(char *err, size_t err_len);
  * resp must be released with transport_response_free in both cases. */
 int transport_perform(transport *t, const transport_request *req, transport_response *resp);
 void transport_response_free(transport_response *resp);
+/* As transport_response_free, but the body's buffer may be kept by t for
+ * its next response (saves a malloc and a free per request). */
+void transport_recycle(transport *t, transport_response *resp);
 void transport_free(transport *t);
 
 #endif
