@@ -42,8 +42,20 @@ static struct {
     zworker workers[ZYGOTE_MAX_WORKERS];
     int count;
     int used;           /* slots [used, MAX) have never held a worker */
-    uint32_t worker_id; /* in a worker: its id (0 in the zygote and supervisor) */
 } Z;
+
+/* What a worker itself writes: its id and its allocator's counters (see
+ * counting_alloc), in one struct so that they share a page: after the
+ * fork, each page a worker writes costs it a fault. */
+static struct {
+    uint32_t worker_id; /* in a worker: its id (0 in the zygote and supervisor) */
+    lua_Alloc inner;
+    void *inner_ud;
+    size_t allocated;
+    int restarted;
+    size_t arena_used;
+    char *arena_last;   /* the latest arena block, which may grow in place */
+} WA;
 
 int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,
               const void *b, size_t b_len)
@@ -96,11 +108,11 @@ void wmsg_free(char *buf, const char *room)
 
 int worker_progress(const char *text, size_t len)
 {
-    if (Z.worker_id == 0)
+    if (WA.worker_id == 0)
         return -1;
     if (len > WORKER_PROGRESS_MAX)
         len = WORKER_PROGRESS_MAX;
-    wmsg_header h = { WMSG_PROGRESS, Z.worker_id, 0, 0 };
+    wmsg_header h = { WMSG_PROGRESS, WA.worker_id, 0, 0 };
     return wmsg_send(Z.fd, &h, text, len, NULL, 0);
 }
 
@@ -174,15 +186,6 @@ static int leave_group_and_kill_it(void)
 #define WORKER_GC_HOOK_EVERY 10000      /* VM instructions between checks */
 #define WORKER_ARENA ((size_t)256 << 10)
 #define ARENA_ALIGN 16
-
-static struct {
-    lua_Alloc inner;
-    void *inner_ud;
-    size_t allocated;
-    int restarted;
-    size_t arena_used;
-    char *arena_last;       /* the latest arena block, which may grow in place */
-} WA;
 
 static _Alignas(ARENA_ALIGN) char worker_arena[WORKER_ARENA];
 
@@ -278,8 +281,7 @@ static void worker_main(uint32_t id, const char *key, size_t key_len,
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     worker_signals();
     close(Z.sigfd);
-    exec_enter_worker();
-    Z.worker_id = id;
+    WA.worker_id = id;
     lua_State *L = Z.L;
     lua_pushcfunction(L, core_traceback);
     lua_rawgeti(L, LUA_REGISTRYINDEX, Z.handler_ref);
@@ -547,6 +549,7 @@ int zygote_start(lua_State *L, int handler_ref, const int *others, int n, pid_t 
         Z.L = L;
         Z.handler_ref = handler_ref;
         worker_collector_off(L);
+        exec_enter_worker();        /* for the workers: set once, here */
         zygote_main();
     }
     int e = errno;
