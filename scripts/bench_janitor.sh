@@ -82,6 +82,17 @@ check_freed() {
   [ "$freed" = "$2" ] || { echo "bench_janitor: $3 freed only $freed of $2"; [ -z "${4:-}" ] || tail -n 5 "$4"; exit 1; }
 }
 
+# cpu FILE COMMAND...: runs COMMAND, appends the CPU seconds (user + system)
+# of the processes it started and waited for (a janitor's worker factory
+# and, through it, every worker) to FILE. Rates on a shared machine follow
+# its load; CPU per cleaning moves less.
+cpu() {
+  local file=$1 TIMEFORMAT='%U %S' t
+  shift
+  t=$( { time "$@" >/dev/null 2>&1; } 2>&1 )
+  python3 -c "u, s = '$t'.split(); print(float(u) + float(s))" >>"$file"
+}
+
 # 1. no-op cleanings against the fork floor, RUNS rounds: in each, every
 # binary cleans 2,000 dirty resources on a fresh server at concurrency 50
 # (process start to exit), then fork_floor forks and reaps 2,000 children
@@ -95,8 +106,11 @@ for _ in $(seq 1 "$RUNS"); do
     start_server noop 2000
     timed "$tmp/noop.${b%%=*}" run_noop "${b#*=}"
     check_freed noop 2000 "no-op janitor (${b%%=*})" "$tmp/noop.err"
+    start_server noop 2000
+    cpu "$tmp/noopcpu.${b%%=*}" run_noop "${b#*=}"
   done
   "$tmp/fork_floor" 2000 50 >>"$tmp/floor"
+  cpu "$tmp/floorcpu" "$tmp/fork_floor" 2000 50
 done
 
 # 2. 200 x sleep 0.2 at concurrency 50, RUNS rounds: each binary on a fresh
@@ -144,6 +158,12 @@ for b in labels:
     rates = [2000 / t for t in values("noop." + b)]
     print(f"  bosk janitor ({b}): {rounds([r / f for r, f in zip(rates, floor)])};"
           f" median {statistics.median(rates):.0f} resources/s")
+floor_cpu = [c / 2000 * 1e6 for c in values("floorcpu")]
+print(f"  CPU per child of fork_floor: median {statistics.median(floor_cpu):.0f} us")
+for b in labels:
+    jcpu = [c / 2000 * 1e6 for c in values("noopcpu." + b)]
+    print(f"  CPU per cleaning, janitor and its processes ({b}): median {statistics.median(jcpu):.0f} us;"
+          f" fork floor's over it: {rounds([f / j for f, j in zip(floor_cpu, jcpu)])}")
 xargs, mini = values("xargs"), values("mini")
 print("200 x exec sleep 0.2 at concurrency 50: xargs time / janitor time (target >= 0.95)")
 print(f"  reference, xargs -P 50 sleep 0.2: median {statistics.median(xargs):.3f} s"
@@ -160,7 +180,7 @@ EOF
 # 3. Supervisor memory with 200 cleanings in flight, each binary.
 cat >"$tmp/held.lua" <<'EOF'
 janitor.policy{ type = "held", concurrency = 200, clean = function()
-  return (janitor.exec{ "sleep", "5" })
+  return (janitor.exec{ "sleep", "30" })   -- still running when measured, even on a busy machine
 end }
 EOF
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -168,7 +188,7 @@ for b in $binaries; do
   start_server held 200
   "${b#*=}" janitor --pool-size 200 --grace 0s --boskos-url "$url" "$tmp/held.lua" >"$tmp/held.out" 2>&1 &
   janitor_pid=$!
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 400); do
     [ "$(count_state held cleaning)" = 200 ] && break
     sleep 0.05
   done
