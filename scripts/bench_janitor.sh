@@ -87,9 +87,10 @@ check_freed() {
 # and, through it, every worker) to FILE. Rates on a shared machine follow
 # its load; CPU per cleaning moves less.
 cpu() {
-  local file=$1 TIMEFORMAT='%U %S' t
+  local file=$1 TIMEFORMAT='%U %S' t status=0
   shift
-  t=$( { time "$@" >/dev/null 2>&1; } 2>&1 )
+  t=$( { time "$@" >/dev/null 2>&1; } 2>&1 ) || status=$?
+  [ "$status" = 0 ] || { echo "bench_janitor: $* exited with status $status"; exit 1; }
   python3 -c "u, s = '$t'.split(); print(float(u) + float(s))" >>"$file"
 }
 
