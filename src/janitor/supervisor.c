@@ -19,6 +19,7 @@
  * the shared context in loop.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -242,6 +243,11 @@ int luaopen_bosk_loop(lua_State *L)
     /* A closed stderr (`bosk janitor ... 2>&1 | head`) must not kill the
      * process that holds the leases: writes fail with EPIPE instead. */
     signal(SIGPIPE, SIG_IGN);
+    /* One malloc arena for every thread: by default each HTTP thread of
+     * libuv's pool gets its own, and each arena keeps its own free pages
+     * resident (about 0.4 MB of the supervisor's RSS with 8 threads). The
+     * threads mostly wait on the network, so they hardly contend for it. */
+    mallopt(M_ARENA_MAX, 1);
     if (luaL_newmetatable(L, HANDLE_META)) {
         luaL_newlib(L, handle_methods);
         lua_setfield(L, -2, "__index");

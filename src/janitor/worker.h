@@ -55,10 +55,15 @@ int zygote_start(lua_State *L, int handler_ref, const int *others, int n, pid_t 
 int wmsg_send(int fd, const wmsg_header *h, const void *a, size_t a_len,
               const void *b, size_t b_len);
 
-/* Receives one message without blocking: returns its total length and a
- * malloc'd buffer in *buf (header first), 0 at EOF, -1 with errno
- * (EAGAIN: nothing waiting). */
-ssize_t wmsg_recv(int fd, char **buf);
+/* Receives one message without blocking: returns its total length and,
+ * in *buf, the message (header first): in room when it fits in room_len
+ * bytes, else in a malloc'd buffer; wmsg_free(*buf, room) releases it.
+ * Returns 0 at EOF, -1 with errno (EAGAIN: nothing waiting). The room
+ * (a caller's stack buffer) spares the worker factory a malloc and free
+ * per message: after each fork every page it writes costs a fault. */
+ssize_t wmsg_recv(int fd, char *room, size_t room_len, char **buf);
+void wmsg_free(char *buf, const char *room);
+#define WMSG_ROOM 2048
 
 /* In a worker: sends PROGRESS(text) for the running cleaning (at most
  * WORKER_PROGRESS_MAX bytes of it). Returns 0, or -1 outside a worker or

@@ -271,8 +271,8 @@ static void on_zygote(uv_poll_t *h, int status, int events)
         z = find_zygote(gen);
         if (z == NULL || z->fd < 0)
             return;
-        char *buf;
-        ssize_t n = wmsg_recv(z->fd, &buf);
+        char room[WMSG_ROOM], *buf;
+        ssize_t n = wmsg_recv(z->fd, room, sizeof room, &buf);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (n <= 0) {
@@ -285,7 +285,7 @@ static void on_zygote(uv_poll_t *h, int status, int events)
             memcpy(&hdr, buf, sizeof hdr);
             on_message(&hdr, buf + sizeof hdr, (size_t)n - sizeof hdr);
         }
-        free(buf);
+        wmsg_free(buf, room);
     }
 }
 
