@@ -40,7 +40,7 @@ static volatile sig_atomic_t hup_pending;       /* set by trap_hup's handler */
 static lua_State *hooked_L;                     /* state icall runs */
 static int completer_key;                       /* registry key (address) */
 static const dl_readline_api *rl;   /* NULL before the load, or without it */
-static int rl_tried;                /* the load was attempted */
+static int load_tried;              /* the load was attempted */
 
 static char **attempt_completion(const char *text, int start, int end);
 
@@ -60,9 +60,9 @@ static void configure(const dl_readline_api *api)
  * cannot be loaded (said once, on stderr). */
 static const dl_readline_api *line_editor(void)
 {
-    if (rl_tried)
+    if (load_tried)
         return rl;
-    rl_tried = 1;
+    load_tried = 1;
     char err[256];
     const dl_readline_api *api = dl_readline(err, sizeof err);
     if (api == NULL) {
