@@ -26,8 +26,8 @@ RUN make -j"$(nproc)" \
 
 # ---- run: the shared libraries build/bosk needs (ldd) or dlopens ----
 FROM debian:12-slim
-# libreadline8, libcjson1: linked; libcurl4 (client, janitor) and
-# libmicrohttpd12 (server, janitor metrics): loaded on first use;
+# libcjson1: linked; libcurl4 (client, janitor), libmicrohttpd12 (server,
+# janitor metrics) and libreadline8 (the REPL): loaded on first use;
 # ca-certificates for https Boskos URLs. Lua, lua-cjson, libyaml, SQLite
 # and libuv are linked statically into bosk.
 RUN apt-get update \

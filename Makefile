@@ -22,18 +22,22 @@ endif
 CC      ?= gcc
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wpointer-arith -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-PKGS    := lua5.4 lua5.4-cjson yaml-0.1 sqlite3 libuv readline libcjson
+PKGS    := lua5.4 lua5.4-cjson yaml-0.1 sqlite3 libuv libcjson
+# Headers only: these libraries are dlopen'ed (src/*/dl_*.c), never linked.
+DL_PKGS := readline libcurl libmicrohttpd
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -MMD -MP \
-              $(shell pkg-config --cflags $(PKGS) libcurl libmicrohttpd) -Isrc -I$(BUILD)
+              $(shell pkg-config --cflags $(PKGS) $(DL_PKGS)) -Isrc -I$(BUILD)
 # Start-up is a feature: Lua, lua-cjson, libyaml, SQLite and libuv are linked
 # from the static archives their Debian -dev packages ship, into a non-PIE
 # executable, so the loader has five libraries fewer to map and almost
 # nothing to relocate (`bosk run -e ''` 2.2 ms -> 1.7 ms; lua5.4 1.3 ms).
-# Each of the two halves alone gains nothing. readline (as lua5.4 itself)
-# and cJSON (server only, no archive) stay shared. libcurl and libmicrohttpd
-# are dlopen'ed on first use (src/*/dl_*.c), so `bosk run` and the REPL start
-# without loading TLS/HTTP2/LDAP libraries. -rdynamic exports the Lua API to
-# C modules a script may require.
+# Each of the two halves alone gains nothing. cJSON (Debian ships no
+# archive) stays shared. libcurl, libmicrohttpd and readline are dlopen'ed
+# on first use (src/*/dl_*.c), so `bosk run` starts without loading
+# TLS/HTTP2/LDAP libraries, and without readline and libtinfo, which only
+# the REPL's line editing needs (fewer mappings: each janitor worker's fork
+# is cheaper). -rdynamic exports the Lua API to C modules a script may
+# require.
 # The sanitizer build keeps them shared: linked statically, LeakSanitizer
 # no longer sees OpenSSL's init allocation (made when libcurl loads) as
 # reachable and reports it at exit.
@@ -42,7 +46,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 else
 STATIC_LIBS := -llua5.4-cjson -llua5.4 -lyaml -lsqlite3 -luv_a
 LDLIBS  := -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic \
-           $(shell pkg-config --libs readline libcjson) -ldl -lpthread -lm
+           $(shell pkg-config --libs libcjson) -ldl -lpthread -lm
 endif
 LDFLAGS += $(SANFLAGS) -rdynamic -no-pie -Wl,-z,now
 

@@ -531,7 +531,7 @@ T.test("Dockerfile: Debian 12 stages, non-root, the packages bosk needs", functi
       pulled[dep] = true
     end
   end
-  local libs = { "libcurl.so.4", "libmicrohttpd.so.12" }
+  local libs = { "libcurl.so.4", "libmicrohttpd.so.12", "libreadline.so.8" }
   for lib in T.sh("ldd " .. q(plain)):gmatch("\n?%s*(lib[%w_%-%.+]+%.so[%.%d]*) =>") do libs[#libs + 1] = lib end
   local arch = trim(T.sh("dpkg --print-architecture"))
   for _, lib in ipairs(libs) do

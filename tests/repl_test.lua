@@ -275,6 +275,48 @@ test_if(HAVE_CLIENT, "tty: client talks to bosk server; Ctrl-C interrupts a wait
   server:stop()
 end)
 
+-- libreadline is dlopen'ed by the REPL's first line, not linked: the
+-- one-liners (and the janitor's workers) map neither it nor libtinfo.
+T.test("bosk run maps no libreadline; the REPL loads it for its first line", function()
+  local out, err, code = T.run({ "run", "-e", [[
+    local rl = require "bosk.readline"
+    rl.trap_signals()
+    local f = assert(io.open("/proc/self/maps"))
+    local maps = f:read("a") f:close()
+    print(maps:find("libreadline", 1, true) ~= nil, maps:find("libtinfo", 1, true) ~= nil)]] })
+  T.eq({ out, err, code }, { "false\tfalse\n", "", 0 }, "bosk run: libreadline, libtinfo mapped")
+  R.check(R.pty(T, {
+    { expect = "> $" },
+    { send = "io.open('/proc/self/maps'):read('a'):find('libreadline', 1, true) ~= nil\n" },
+    { expect = "\ntrue" .. PROMPT },
+    { send = "\4" }, { exit = 5 },
+  }), "REPL session")
+end)
+
+-- A broken libreadline.so.8 found first (LD_LIBRARY_PATH) stands for a
+-- missing one: the REPL names it once and goes on with plain lines.
+T.test("tty: without a loadable libreadline the REPL says so and reads plain lines", function()
+  local home = T.tmpdir()
+  local libdir = T.tmpdir()
+  T.write_file(libdir .. "/libreadline.so.8", "")
+  local res = R.check(R.pty(T, {
+    { expect = "cannot load GNU readline \\(libreadline\\.so\\.8\\).*plain lines.*\n> $" },
+    { send = "1 + 1\n" }, { expect = "\n2" .. PROMPT },
+    { send = "print('never printed')" }, { sleep = 0.2 },
+    { send = "\3" }, { expect = PROMPT },              -- Ctrl-C drops the line
+    { send = "for i = 1, 2 do\n" }, { expect = "\n>> $" },
+    { send = "print('line', i) end\n" }, { expect = "line\t1\nline\t2" .. PROMPT },
+    { send = "\4" }, { exit = 5 },
+  }, { env = { HOME = home, LD_LIBRARY_PATH = libdir } }), "plain session")
+  T.eq(res.exit, 0, "exit status after Ctrl-D")
+  local _, said = res.transcript:gsub("cannot load GNU readline", "")
+  T.eq(said, 1, "the missing library is named once")
+  local _, ran = res.transcript:gsub("\nnever printed", "")
+  T.eq(ran, 0, "the cancelled line never ran")
+  T.contains(T.read_file(home .. "/.bosk_history") or "", "1 + 1", "history file")
+  T.eq(T.sh("stat -c %a " .. T.shell_quote(home .. "/.bosk_history")), "600\n", "history file mode")
+end)
+
 T.test("bosk run with no script on a terminal starts the REPL", function()
   R.check(R.pty(T, {
     { expect = "> $" },

@@ -12,7 +12,13 @@
  *   such as `bosk heartbeat`; trap_hup()/take_hup() do the same for
  *   SIGHUP, for daemons such as `bosk reaper` that must outlive it.
  * Both signal paths also set core_interrupt_pending (core.c), which cuts
- * a running bosk.core.sleep short. */
+ * a running bosk.core.sleep short.
+ *
+ * libreadline is dlopen'ed (dl_readline.c) by the first readline() or
+ * history_add(), not when the module opens: the one-liners require this
+ * module for its signal helpers only. When it cannot be loaded, that is
+ * said once on stderr and readline() reads plain lines (plain_line.c),
+ * with the same prompts, Ctrl-C and end-of-input behaviour. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,9 +27,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
-#include <readline/readline.h>
-#include <readline/history.h>
 #include <lauxlib.h>
+#include "client/dl_readline.h"
+#include "client/plain_line.h"
 #include "core/modules.h"
 
 #include "core/core.h"
@@ -33,6 +39,41 @@ static volatile sig_atomic_t trapped_signal;    /* set by trap_signals */
 static volatile sig_atomic_t hup_pending;       /* set by trap_hup's handler */
 static lua_State *hooked_L;                     /* state icall runs */
 static int completer_key;                       /* registry key (address) */
+static const dl_readline_api *rl;   /* NULL before the load, or without it */
+static int load_tried;              /* the load was attempted */
+
+static char **attempt_completion(const char *text, int start, int end);
+
+/* Sets readline up as bosk's REPL wants it. */
+static void configure(const dl_readline_api *api)
+{
+    *api->readline_name = "bosk";
+    *api->catch_signals = 0;            /* our handlers, not readline's */
+    *api->attempted_completion_function = attempt_completion;
+    /* Lua's operators and brackets end a word; '.' and ':' do not, so
+     * Tab sees "boskos.acq" and "client:rel" whole. */
+    *api->basic_word_break_characters = " \t\n\"\\'><=;+-*/%^~#{}()[],&|";
+    api->using_history();
+}
+
+/* The readline API, loaded and set up on the first call; NULL when it
+ * cannot be loaded (said once, on stderr). */
+static const dl_readline_api *line_editor(void)
+{
+    if (load_tried)
+        return rl;
+    load_tried = 1;
+    char err[256];
+    const dl_readline_api *api = dl_readline(err, sizeof err);
+    if (api == NULL) {
+        fprintf(stderr, "bosk: %s; reading plain lines (no line editing, "
+                "history recall or Tab completion)\n", err);
+        return NULL;
+    }
+    configure(api);
+    rl = api;
+    return rl;
+}
 
 /* ---- readline(prompt) ---------------------------------------------- */
 
@@ -43,7 +84,7 @@ static void on_line(char *line)
 {
     line_result = line;
     line_done = 1;
-    rl_callback_handler_remove();
+    rl->callback_handler_remove();
 }
 
 static void on_line_sigint(int sig)
@@ -56,13 +97,42 @@ static void on_line_sigint(int sig)
  * Python's readline module does on KeyboardInterrupt. */
 static void cancel_line(void)
 {
-    rl_free_line_state();
-    rl_callback_sigcleanup();
-    rl_cleanup_after_signal();
-    rl_callback_handler_remove();
-    FILE *out = rl_outstream ? rl_outstream : stdout;
+    if (rl == NULL) {
+        plain_line_cancel();
+        return;
+    }
+    rl->free_line_state();
+    rl->callback_sigcleanup();
+    rl->cleanup_after_signal();
+    rl->callback_handler_remove();
+    FILE *out = *rl->outstream ? *rl->outstream : stdout;
     if (fputc('\n', out) == EOF || fflush(out) != 0)
         clearerr(out);                  /* a closed terminal: nothing to do */
+}
+
+/* Shows the prompt and starts a line (readline's or a plain one). */
+static void begin_line(const char *prompt)
+{
+    if (rl != NULL)
+        rl->callback_handler_install(prompt, on_line);
+    else if (plain_line_begin(prompt, &line_result))
+        line_done = 1;
+}
+
+/* Takes the keys fd has for the line being edited. */
+static void feed_line(int fd)
+{
+    if (rl != NULL)
+        rl->callback_read_char();
+    else if (plain_line_feed(fd, &line_result))
+        line_done = 1;
+}
+
+/* Ends the line at a read error, as at end of input. */
+static void abandon_line(void)
+{
+    if (rl != NULL)
+        rl->callback_handler_remove();
 }
 
 /* Reads keys until a line is complete, EOF, or Ctrl-C. SIGINT stays
@@ -78,17 +148,18 @@ static int edit_line(const char *prompt)
     line_done = 0;
     line_result = NULL;
     line_interrupted = 0;
-    rl_callback_handler_install(prompt, on_line);
-    int fd = fileno(rl_instream ? rl_instream : stdin);
+    begin_line(prompt);
+    FILE *in = rl != NULL && *rl->instream != NULL ? *rl->instream : stdin;
+    int fd = fileno(in);
     while (!line_done && !line_interrupted) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         int n = ppoll(&p, 1, NULL, &old_mask);
         if (n < 0 && errno != EINTR) {
-            rl_callback_handler_remove();
+            abandon_line();
             break;                        /* treat as end of input */
         }
         if (n > 0 && !line_interrupted)
-            rl_callback_read_char();
+            feed_line(fd);
     }
     int interrupted = line_interrupted && !line_done;
     if (interrupted)
@@ -111,6 +182,7 @@ static void restore_sigint(const struct sigaction *old)
 static int rl_readline(lua_State *L)
 {
     const char *prompt = luaL_checkstring(L, 1);
+    line_editor();
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_line_sigint;
@@ -136,10 +208,13 @@ static int rl_readline(lua_State *L)
 
 /* ---- history ------------------------------------------------------- */
 
-/* readline.history_add(line) -> nothing */
+/* readline.history_add(line) -> nothing (nothing either without
+ * readline: plain lines have no recall) */
 static int rl_history_add(lua_State *L)
 {
-    add_history(luaL_checkstring(L, 1));
+    const char *line = luaL_checkstring(L, 1);
+    if (line_editor() != NULL)
+        rl->add_history(line);
     return 0;
 }
 
@@ -161,7 +236,7 @@ static int rl_create_private(lua_State *L)
 /* readline.history_list() -> { entries... } (oldest first) */
 static int rl_history_list(lua_State *L)
 {
-    HIST_ENTRY **list = history_list();
+    HIST_ENTRY **list = rl != NULL ? rl->history_list() : NULL;
     lua_newtable(L);
     for (int i = 0; list != NULL && list[i] != NULL; i++) {
         lua_pushstring(L, list[i]->line);
@@ -196,7 +271,7 @@ static int call_completer(lua_State *L)
     if (!lua_isfunction(L, -1))
         return 0;
     lua_pushstring(L, word);
-    lua_pushstring(L, rl_line_buffer ? rl_line_buffer : "");
+    lua_pushstring(L, *rl->line_buffer ? *rl->line_buffer : "");
     lua_pushinteger(L, start);
     lua_call(L, 3, 1);
     if (!lua_istable(L, -1))
@@ -229,8 +304,8 @@ static char *next_match(const char *text, int state)
 static char **attempt_completion(const char *text, int start, int end)
 {
     (void)end;
-    rl_attempted_completion_over = 1;   /* never fall back to file names */
-    rl_completion_suppress_append = 1;  /* the completer adds "(" itself */
+    *rl->attempted_completion_over = 1; /* never fall back to file names */
+    *rl->completion_suppress_append = 1;  /* the completer adds "(" itself */
     lua_State *L = hooked_L;
     if (L == NULL || !lua_checkstack(L, 8))
         return NULL;
@@ -245,7 +320,7 @@ static char **attempt_completion(const char *text, int start, int end)
         matches_free(&found);
         return NULL;
     }
-    char **result = rl_completion_matches(text, next_match);
+    char **result = rl->completion_matches(text, next_match);
     matches_free(&found);
     return result;
 }
@@ -388,13 +463,6 @@ static const luaL_Reg readline_funcs[] = {
 
 int luaopen_bosk_readline(lua_State *L)
 {
-    rl_readline_name = "bosk";
-    rl_catch_signals = 0;              /* our handlers, not readline's */
-    rl_attempted_completion_function = attempt_completion;
-    /* Lua's operators and brackets end a word; '.' and ':' do not, so
-     * Tab sees "boskos.acq" and "client:rel" whole. */
-    rl_basic_word_break_characters = " \t\n\"\\'><=;+-*/%^~#{}()[],&|";
-    using_history();
     hooked_L = L;
     luaL_newlib(L, readline_funcs);
     return 1;
