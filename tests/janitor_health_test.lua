@@ -11,12 +11,6 @@
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local J = require("janitor")(T)
 
-local function names(prefix, n)
-  local out = {}
-  for i = 1, n do out[i] = prefix .. "-" .. i end
-  return "[" .. table.concat(out, ", ") .. "]"
-end
-
 local srv = J.server(string.format([[
 resources:
 - type: hc
@@ -55,7 +49,7 @@ resources:
 - type: ond
   state: dirty
   names: [on-dirty]
-]], names("hc", 6), names("lim", 6), names("lim1", 4)))
+]], J.names("hc", 6), J.names("lim", 6), J.names("lim1", 4)))
 
 local LAST = "bosk.janitor/last-failure"
 
@@ -112,17 +106,6 @@ local function held(rtype)
   return n
 end
 
-local function scrape(port)
-  local status, body = T.http("GET", "http://127.0.0.1:" .. port .. "/metrics")
-  return status == 200 and body or ""
-end
-
-local function sample(text, series)
-  for line in text:gmatch("[^\n]+") do
-    if line:sub(1, #series + 1) == series .. " " then return tonumber(line:sub(#series + 2)) end
-  end
-end
-
 local function stop(j)
   T.eq(j:stop(15), 0, "janitor exit status after SIGTERM; output:\n" .. j:output())
 end
@@ -152,8 +135,8 @@ T.test("healthy ones free, unhealthy to on_failure with the reason; at most half
     end, 30, function() return "two health rounds; output:\n" .. j:output() end)
     -- The metrics page is rendered once a second: wait for round 2 in it.
     local text = T.wait_until(function()
-      local t = scrape(port)
-      local ok = sample(t, 'bosk_janitor_health_checks_total{type="hc",outcome="success"}')
+      local t = J.scrape(port)
+      local ok = J.sample(t, 'bosk_janitor_health_checks_total{type="hc",outcome="success"}')
       return ok and ok >= 8 and t
     end, 10, "the checks in the metrics")
     stop(j)
@@ -179,8 +162,8 @@ T.test("healthy ones free, unhealthy to on_failure with the reason; at most half
     T.match(by["hc-2"].userdata[LAST], "^%S+Z health check failed: disk missing %(last progress: checking hc%-2%)$", "reason of hc-2")
     T.match(by["hc-5"].userdata[LAST], "^%S+Z health check failed: .*cannot reach it", "reason of hc-5")
     T.eq((by["hc-1"].userdata or {})[LAST], nil, "nothing recorded on a healthy one")
-    T.eq(sample(text, 'bosk_janitor_health_checks_total{type="hc",outcome="failed"}'), 2, "failed checks metric")
-    T.ok((sample(text, 'bosk_janitor_health_checks_total{type="hc",outcome="success"}') or 0) >= 8,
+    T.eq(J.sample(text, 'bosk_janitor_health_checks_total{type="hc",outcome="failed"}'), 2, "failed checks metric")
+    T.ok((J.sample(text, 'bosk_janitor_health_checks_total{type="hc",outcome="success"}') or 0) >= 8,
          "successful checks metric:\n" .. text)
     J.settled(srv, { "hc" }, { janitor = j })
   end)

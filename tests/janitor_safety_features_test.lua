@@ -9,12 +9,6 @@
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local J = require("janitor")(T)
 
-local function names(prefix, n)
-  local out = {}
-  for i = 1, n do out[i] = prefix .. "-" .. i end
-  return "[" .. table.concat(out, ", ") .. "]"
-end
-
 local srv = J.server(string.format([[
 resources:
 - type: ver
@@ -65,8 +59,8 @@ resources:
 - type: small
   state: dirty
   names: %s
-]], names("rate", 5), names("brk", 6), names("can", 6), names("canf", 4), names("wa", 16), names("wb", 16),
-    names("big", 1000), names("small", 5)))
+]], J.names("rate", 5), J.names("brk", 6), J.names("can", 6), J.names("canf", 4), J.names("wa", 16), J.names("wb", 16),
+    J.names("big", 1000), J.names("small", 5)))
 
 local LAST = "bosk.janitor/last-failure"
 local COUNT = "bosk.janitor/failures"

@@ -21,27 +21,13 @@ resources:
 ]])
 local TYPES = { "slo", "slo-brk" }
 
-local function scrape(port)
-  local status, body = T.http("GET", "http://127.0.0.1:" .. port .. "/metrics")
-  return status == 200 and body or ""
-end
-
--- The value of the sample `series` (name{labels}, written as the janitor
--- writes it) in text, as a number; nil when absent.
-local function sample(text, series)
-  for line in text:gmatch("[^\n]+") do
-    if line:sub(1, #series + 1) == series .. " " then return tonumber(line:sub(#series + 2)) end
-  end
-  return nil
-end
-
 -- Waits until the sample satisfies want(value); returns the last scrape.
 local function wait_sample(port, series, want, what)
   local text
   T.wait_until(function()
-    text = scrape(port)
-    return want(sample(text, series))
-  end, 15, function() return what .. ": " .. series .. " = " .. tostring(sample(text, series)) .. "\n" .. text end)
+    text = J.scrape(port)
+    return want(J.sample(text, series))
+  end, 15, function() return what .. ": " .. series .. " = " .. tostring(J.sample(text, series)) .. "\n" .. text end)
   return text
 end
 
@@ -70,24 +56,24 @@ T.test("backlog, oldest waiting, in flight and the cleaning histogram follow a s
   T.match(text, "# TYPE bosk_janitor_backlog gauge", "backlog typed")
   text = wait_sample(port, 'bosk_janitor_oldest_waiting_seconds{type="slo"}', function(v) return v and v > 0 end,
                      "the oldest waiting resource has an age")
-  T.ok(sample(text, 'bosk_janitor_oldest_waiting_seconds{type="slo"}') < 600, "an age in seconds, not a date")
-  T.eq(sample(text, 'bosk_janitor_in_flight{type="slo"}'), 1, "concurrency 1: one in flight")
+  T.ok(J.sample(text, 'bosk_janitor_oldest_waiting_seconds{type="slo"}') < 600, "an age in seconds, not a date")
+  T.eq(J.sample(text, 'bosk_janitor_in_flight{type="slo"}'), 1, "concurrency 1: one in flight")
 
   -- The breaker and quarantine families are still there.
   text = wait_sample(port, 'bosk_janitor_breaker_open{type="slo-brk"}', equals(1), "breaker of slo-brk")
-  T.eq(sample(text, 'bosk_janitor_quarantined_total{type="slo-brk"}'), 1, "quarantined_total")
+  T.eq(J.sample(text, 'bosk_janitor_quarantined_total{type="slo-brk"}'), 1, "quarantined_total")
 
   T.write_file(dir .. "/go", "")
   text = wait_sample(port, 'bosk_janitor_cleaning_seconds_count{type="slo",outcome="success"}', equals(3),
                      "three successful cleanings")
-  T.eq(sample(text, 'bosk_janitor_cleaning_seconds_count{type="slo",outcome="failed"}'), 1, "one failed")
+  T.eq(J.sample(text, 'bosk_janitor_cleaning_seconds_count{type="slo",outcome="failed"}'), 1, "one failed")
   T.match(text, "# TYPE bosk_janitor_cleaning_seconds histogram", "histogram typed")
-  T.eq(sample(text, 'bosk_janitor_cleaning_seconds_bucket{type="slo",outcome="success",le="+Inf"}'), 3, "+Inf bucket")
-  T.eq(sample(text, 'bosk_janitor_cleaning_seconds_bucket{type="slo",outcome="success",le="3600"}'), 3, "3600 bucket")
-  T.ok(sample(text, 'bosk_janitor_cleaning_seconds_bucket{type="slo",outcome="success",le="0.1"}') ~= nil,
+  T.eq(J.sample(text, 'bosk_janitor_cleaning_seconds_bucket{type="slo",outcome="success",le="+Inf"}'), 3, "+Inf bucket")
+  T.eq(J.sample(text, 'bosk_janitor_cleaning_seconds_bucket{type="slo",outcome="success",le="3600"}'), 3, "3600 bucket")
+  T.ok(J.sample(text, 'bosk_janitor_cleaning_seconds_bucket{type="slo",outcome="success",le="0.1"}') ~= nil,
        "bucket bounds as Prometheus writes them (0.1)")
-  T.ok(sample(text, 'bosk_janitor_cleaning_seconds_sum{type="slo",outcome="success"}') > 0, "sum")
-  T.eq(sample(text, 'bosk_janitor_in_flight{type="slo"}'), 0, "nothing in flight")
+  T.ok(J.sample(text, 'bosk_janitor_cleaning_seconds_sum{type="slo",outcome="success"}') > 0, "sum")
+  T.eq(J.sample(text, 'bosk_janitor_in_flight{type="slo"}'), 0, "nothing in flight")
 
   text = wait_sample(port, 'bosk_janitor_backlog{type="slo"}', equals(0), "the backlog drains")
   text = wait_sample(port, 'bosk_janitor_oldest_waiting_seconds{type="slo"}', equals(0), "nothing waits")
@@ -108,7 +94,7 @@ T.test("upstream server: backlog from /metric, no oldest-waiting gauge (no listi
   local p = J.policy("janitor.policy{ type = 'up', clean = function() return true end }")
   local j = J.start({ url = f.url }, { "--metrics-listen", "127.0.0.1:" .. port }, { p })
   local text = wait_sample(port, 'bosk_janitor_backlog{type="up"}', equals(7), "backlog from /metric")
-  T.eq(sample(text, 'bosk_janitor_in_flight{type="up"}'), 0, "in_flight 0")
+  T.eq(J.sample(text, 'bosk_janitor_in_flight{type="up"}'), 0, "in_flight 0")
   T.ok(not text:find("bosk_janitor_oldest_waiting_seconds{", 1, true), "no oldest-waiting sample:\n" .. text)
   local function listings()
     local n = 0

@@ -128,5 +128,27 @@ return function(T)
     return T.http("POST", srv.url .. path, body)
   end
 
+  -- J.names(prefix, n) -> "[prefix-1, ..., prefix-n]", a YAML list of names
+  function J.names(prefix, n)
+    local out = {}
+    for i = 1, n do out[i] = prefix .. "-" .. i end
+    return "[" .. table.concat(out, ", ") .. "]"
+  end
+
+  -- J.scrape(port) -> the janitor's metrics text ("" when it does not answer)
+  function J.scrape(port)
+    local status, body = T.http("GET", "http://127.0.0.1:" .. port .. "/metrics")
+    return status == 200 and body or ""
+  end
+
+  -- J.sample(text, series) -> the value of the sample `series`
+  -- (name{labels}, as the janitor writes it) in text, or nil when absent.
+  function J.sample(text, series)
+    for line in text:gmatch("[^\n]+") do
+      if line:sub(1, #series + 1) == series .. " " then return tonumber(line:sub(#series + 2)) end
+    end
+    return nil
+  end
+
   return J
 end
