@@ -350,16 +350,22 @@ local function spans(dir)
   return out
 end
 
-T.test("canary: the first N cleanings after load run one at a time, then full concurrency (5)", function()
-  local dir = T.tmpdir()
-  local p = policy([[
-    janitor.policy{ type = "can", canary = 2, clean = function(res)
+-- timed_policy(rtype, canary, dir) -> a policy whose cleanings take 0.3 s
+-- and append their "start end" monotime span to DIR/spans.
+local function timed_policy(rtype, canary, dir)
+  return policy(([[
+    janitor.policy{ type = "TYPE", canary = CANARY, clean = function(res)
       local core = require "bosk.core"
       local a = core.monotime() core.sleep(0.3)
       local f = io.open("DIR/spans", "a") f:write(string.format("%.3f %.3f\n", a, core.monotime())) f:close()
       return true
     end }
-  ]], dir)
+  ]]):gsub("TYPE", rtype):gsub("CANARY", tostring(canary)), dir)
+end
+
+T.test("canary: the first N cleanings after load run one at a time, then full concurrency (5)", function()
+  local dir = T.tmpdir()
+  local p = timed_policy("can", 2, dir)
   local _, err, code = J.once(srv, { "--pool-size", "4" }, { p })
   T.eq(code, 0, "exit status; stderr:\n" .. err)
   local s = spans(dir)
@@ -372,33 +378,16 @@ T.test("canary: the first N cleanings after load run one at a time, then full co
   J.settled(srv, { "can" })
 end)
 
--- occurrences(text, plain) -> how many times plain occurs in text
-local function occurrences(text, plain)
-  local n, at = 0, 1
-  while true do
-    local i, j = text:find(plain, at, true)
-    if not i then return n end
-    n, at = n + 1, j + 1
-  end
-end
-
 T.test("canary: a SIGHUP reload starts a new canary; its cleanings run one at a time again (5)", function()
   local dir = T.tmpdir()
-  local p = policy([[
-    janitor.policy{ type = "canr", canary = 1, clean = function(res)
-      local core = require "bosk.core"
-      local a = core.monotime() core.sleep(0.3)
-      local f = io.open("DIR/spans", "a") f:write(string.format("%.3f %.3f\n", a, core.monotime())) f:close()
-      return true
-    end }
-  ]], dir)
+  local p = timed_policy("canr", 1, dir)
   local function all_free()
     local st = J.states(srv, "canr")
     return st["canr-1"] == "free/-" and st["canr-2"] == "free/-" and st["canr-3"] == "free/-"
   end
   local j = J.start(srv, { "--pool-size", "3" }, { p })
   T.wait_until(all_free, 15, "first load: all three cleaned")
-  T.eq(occurrences(j:output(), "canary passed"), 1, "one canary after the load")
+  T.eq(T.count(j:output(), "canary passed"), 1, "one canary after the load")
   os.remove(dir .. "/spans")
   j:kill("HUP")
   T.wait_until(function() return j:output():find("msg=\"policies reloaded\"", 1, true) end, 10, "reload logged")
@@ -409,7 +398,7 @@ T.test("canary: a SIGHUP reload starts a new canary; its cleanings run one at a 
     T.eq(J.post(srv, "/release?name=canr-" .. i .. "&dest=dirty&owner=t"), 200, "release canr-" .. i .. " dirty")
   end
   T.wait_until(function() return #spans(dir) == 3 and all_free() end, 15, "after the reload: all three cleaned again")
-  T.eq(occurrences(j:output(), "canary passed"), 2, "a new canary after the reload; log:\n" .. j:output())
+  T.eq(T.count(j:output(), "canary passed"), 2, "a new canary after the reload; log:\n" .. j:output())
   local s = spans(dir)
   T.ok(s[2][1] >= s[1][2] and s[3][1] >= s[1][2], "after the reload the others waited for the canary")
   j:kill("TERM")

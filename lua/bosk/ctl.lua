@@ -26,6 +26,13 @@ local KNOWN_STATES = { "free", "busy", "dirty", "cleaning", "leased", "toBeDelet
 local function say(...) io.stdout:write(...) io.stdout:flush() end
 local function complain(...) io.stderr:write(...) io.stderr:flush() end
 
+-- Prints items as one JSON list, each item written by encode(item).
+local function say_json_list(items, encode)
+  local parts = {}
+  for i, item in ipairs(items) do parts[i] = encode(item) end
+  say("[", table.concat(parts, ","), "]\n")
+end
+
 local function metric_json(m)
   return '{"type":' .. wire.encode_string(m.type or "") .. ',"current":' .. wire.encode_value(m.current or {})
     .. ',"owner":' .. wire.encode_value(m.owners or {}) .. "}"
@@ -279,9 +286,7 @@ local function cmd_status(c, o)
     return 1
   end
   if o.json then
-    local parts = {}
-    for i, m in ipairs(metrics) do parts[i] = metric_json(m) end
-    say("[", table.concat(parts, ","), "]\n")
+    say_json_list(metrics, metric_json)
   elseif #metrics == 0 then
     say("no resources\n")
   else
@@ -341,9 +346,7 @@ local function cmd_list(c, o)
     return a.name < b.name
   end)
   if o.json then
-    local parts = {}
-    for i, r in ipairs(list) do parts[i] = wire.encode_resource(r) end
-    say("[", table.concat(parts, ","), "]\n")
+    say_json_list(list, wire.encode_resource)
   elseif #list == 0 then
     say("no resources\n")
   else
@@ -387,9 +390,7 @@ local function cmd_history(c, o)
     return 1
   end
   if o.json then
-    local parts = {}
-    for i, e in ipairs(list) do parts[i] = event_json(e) end
-    say("[", table.concat(parts, ","), "]\n")
+    say_json_list(list, event_json)
   elseif #list == 0 then
     say("no recorded changes\n")
   else

@@ -92,6 +92,22 @@ local function where(level)
   return info and (info.short_src .. ":" .. (info.currentline or 0)) or "?"
 end
 
+-- register(reg, p) -> nil, or the message when a type of p with p's
+-- `from` state already has a policy; otherwise p gets the next index.
+local function register(reg, p)
+  for _, rtype in ipairs(p.types) do
+    local key = rtype .. "\0" .. p.from
+    local previous = reg.by_key[key]
+    if previous then
+      return string.format("janitor.policy: duplicate type '%s' (from '%s'), already defined at %s",
+                           rtype, p.from, previous.where)
+    end
+    reg.by_key[key] = p
+  end
+  p.index = #reg.policies + 1
+  reg.policies[p.index] = p
+end
+
 local function add_policy(reg, t, level)
   local p = check("janitor.policy", POLICY_FIELDS, t, level + 1)
   if p.type and p.types then error("janitor.policy: give 'type' or 'types', not both", level + 1) end
@@ -110,17 +126,8 @@ local function add_policy(reg, t, level)
   p.timeout = p.timeout or 3600
   p.where = where(level + 1)
   p.recycle = p.from == STATES.TO_BE_DELETED and p.to == STATES.TOMBSTONE
-  for _, rtype in ipairs(p.types) do
-    local key = rtype .. "\0" .. p.from
-    local previous = reg.by_key[key]
-    if previous then
-      error(string.format("janitor.policy: duplicate type '%s' (from '%s'), already defined at %s",
-                          rtype, p.from, previous.where), level + 1)
-    end
-    reg.by_key[key] = p
-  end
-  p.index = #reg.policies + 1
-  reg.policies[p.index] = p
+  local err = register(reg, p)
+  if err then error(err, level + 1) end
 end
 
 local function add_reaper(reg, t, level)
@@ -261,17 +268,8 @@ function M.merge(parts)
   for _, part in ipairs(parts) do
     for _, p in ipairs(part.policies) do
       local c = copy(p)
-      for _, rtype in ipairs(c.types) do
-        local key = rtype .. "\0" .. c.from
-        local previous = reg.by_key[key]
-        if previous then
-          return nil, string.format("%s: janitor.policy: duplicate type '%s' (from '%s'), already defined at %s",
-                                    c.where, rtype, c.from, previous.where)
-        end
-        reg.by_key[key] = c
-      end
-      c.index = #reg.policies + 1
-      reg.policies[c.index] = c
+      local err = register(reg, c)
+      if err then return nil, c.where .. ": " .. err end
     end
     for _, r in ipairs(part.reapers) do reg.reapers[#reg.reapers + 1] = copy(r) end
     for _, j in ipairs(part.jobs) do
