@@ -3,38 +3,16 @@
 -- nothing duplicated.
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local S = require "server"
+local B = require("burst")(T, S)
 
 local N = 400
 
--- The writer: acquire, then set user data, logging each acknowledged
--- change (one line, flushed) before the next request.
-local writer = [[
-local http = require "bosk.http"
-local url, log = arg[1], assert(io.open(arg[2], "w"))
-local conn = http.new()
-for i = 1, 100000 do
-  local status, _, body = conn:request{ method = "POST",
-    url = url .. "/acquire?dest=busy&owner=w&state=free&type=t" }
-  if status ~= 200 then break end
-  local name = body:match('"name":"([^"]+)"')
-  log:write("A ", name, "\n") log:flush()
-  status = conn:request{ method = "POST", url = url .. "/update?name=" .. name .. "&owner=w&state=busy",
-    body = '{"i":"' .. i .. '"}' }
-  if status ~= 200 then break end
-  log:write("U ", name, " ", i, "\n") log:flush()
-end
-]]
 
 T.test("kill -9 mid-burst: every acknowledged change survives", function()
   local dir = T.tmpdir()
-  local names = {}
-  for i = 1, N do names[#names + 1] = "r" .. i end
-  local cfg = "resources:\n- type: t\n  state: free\n  names: [" .. table.concat(names, ", ") .. "]\n"
-  local db = "sqlite:" .. dir .. "/bosk.db"
-  local srv = S.start(T, { config = cfg, storage = db })
-  local script = T.write_file(dir .. "/writer.lua", writer)
+  local srv, db, script = B.start(dir, N)
   local log = dir .. "/acks"
-  local w = T.spawn{ T.bosk, "run", script, srv.url, log }
+  local w = T.spawn{ T.bosk, "run", script, srv.url, "w", log }
   T.wait_until(function()
     local s = T.read_file(log) or ""
     local _, n = s:gsub("\nU ", "")
@@ -42,12 +20,7 @@ T.test("kill -9 mid-burst: every acknowledged change survives", function()
   end, 20, "50 acknowledged updates")
   srv.proc:kill("KILL")
   T.ok(w:wait(10) ~= nil, "writer stopped")
-  local acked, updates = {}, {}
-  for line in (T.read_file(log) or ""):gmatch("[^\n]+") do
-    local kind, name, i = line:match("^(%u) (%S+) ?(%d*)$")
-    if kind == "A" then acked[#acked + 1] = name end
-    if kind == "U" then updates[name] = i end
-  end
+  local acked, updates = B.read_log(log)
   T.ok(#acked >= 50 and #acked < N, "the kill landed mid-burst", #acked)
 
   local again = S.start(T, { config_path = srv.config, storage = db })

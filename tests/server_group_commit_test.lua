@@ -5,29 +5,11 @@
 -- change of every writer.
 local T = dofile((os.getenv("BOSK_ROOT") or ".") .. "/tests/lib/testlib.lua")
 local S = require "server"
+local B = require("burst")(T, S)
 local http = require "bosk.http"
 
 local N, WRITERS, ACKS = 30000, 8, 400
 
--- One writer: acquire, then update the user data, logging each
--- acknowledged change (one line, flushed) before its next request.
-local writer = [[
-local http = require "bosk.http"
-local url, owner, log = arg[1], arg[2], assert(io.open(arg[3], "w"))
-local conn = http.new()
-for i = 1, 100000 do
-  local status, _, body = conn:request{ method = "POST",
-    url = url .. "/acquire?dest=busy&owner=" .. owner .. "&state=free&type=t" }
-  if status ~= 200 then break end
-  local name = body:match('"name":"([^"]+)"')
-  log:write("A ", name, "\n") log:flush()
-  status = conn:request{ method = "POST",
-    url = url .. "/update?name=" .. name .. "&owner=" .. owner .. "&state=busy",
-    body = '{"i":"' .. i .. '"}' }
-  if status ~= 200 then break end
-  log:write("U ", name, " ", i, "\n") log:flush()
-end
-]]
 
 -- GET /history of each name over one kept connection: name -> events,
 -- newest first.
@@ -68,24 +50,10 @@ local function count_acks(logs)
   return n, least
 end
 
-local function read_log(path)
-  local acked, updates = {}, {}
-  for line in (T.read_file(path) or ""):gmatch("[^\n]+") do
-    local kind, name, i = line:match("^(%u) (%S+) ?(%d*)$")
-    if kind == "A" then acked[#acked + 1] = name end
-    if kind == "U" then updates[name] = i end
-  end
-  return acked, updates
-end
 
 T.test("kill -9 during concurrent writers: every acknowledged change of each survives", function()
   local dir = T.tmpdir()
-  local names = {}
-  for i = 1, N do names[#names + 1] = "r" .. i end
-  local cfg = "resources:\n- type: t\n  state: free\n  names: [" .. table.concat(names, ", ") .. "]\n"
-  local db = "sqlite:" .. dir .. "/bosk.db"
-  local srv = S.start(T, { config = cfg, storage = db })
-  local script = T.write_file(dir .. "/writer.lua", writer)
+  local srv, db, script = B.start(dir, N)
   local logs, procs = {}, {}
   for w = 1, WRITERS do
     logs[w] = dir .. "/acks-" .. w
@@ -107,7 +75,7 @@ T.test("kill -9 during concurrent writers: every acknowledged change of each sur
   local total, busy_writers = 0, 0
   for w = 1, WRITERS do
     local owner = "w" .. w
-    local acked, updates = read_log(logs[w])
+    local acked, updates = B.read_log(logs[w])
     total = total + #acked
     if #acked > 0 then busy_writers = busy_writers + 1 end
     local lost = {}
@@ -131,7 +99,7 @@ T.test("kill -9 during concurrent writers: every acknowledged change of each sur
   for _, r in ipairs(all) do if r.owner ~= "" then touched[#touched + 1] = r end end
   T.eq(history_mismatches(again.url, touched), {}, "each leased resource's newest event")
   for w = 1, WRITERS do
-    local acked, updates = read_log(logs[w])
+    local acked, updates = B.read_log(logs[w])
     local h, missing = histories(again.url, acked), {}
     for _, name in ipairs(acked) do
       local acquire, update = false, updates[name] == nil
